@@ -1,0 +1,1 @@
+"""Video decoding and processing, face labels and datasets for MTCAE-DFER."""

