@@ -1,1 +1,46 @@
 """Video decoding and processing, face labels and datasets for MTCAE-DFER."""
+
+# Heavy modules (torch, transformers, av) load on first use of a name below, so that
+# `import processing.annotation_cache` stays cheap.
+_LAZY_EXPORTS = {
+    "MTCAEVideoProcessor": "video_processing_mtcae",
+    "VideoDecodeError": "video_processing_mtcae",
+    "read_video": "video_processing_mtcae",
+    "sample_frame_indices": "video_processing_mtcae",
+    "VIDEO_EXTENSIONS": "video_processing_mtcae",
+    "annotate_video": "face_labels",
+    "get_detector": "face_labels",
+    "available_detectors": "face_labels",
+    "FaceDetector": "face_labels",
+    "AnnotationCache": "annotation_cache",
+    "FaceLabels": "annotation_cache",
+    "sampler_key": "annotation_cache",
+}
+
+
+def register_auto_classes() -> bool:
+    """Map model_type "mtcae" to MTCAEVideoProcessor in AutoVideoProcessor (idempotent).
+
+    Returns False while the config class is not importable.
+    """
+    from transformers import AutoVideoProcessor
+
+    from .video_processing_mtcae import MTCAEVideoProcessor
+
+    try:
+        from modeling_mtcae.configuration_mtcae import MTCAEConfig
+    except ImportError:
+        return False
+    AutoVideoProcessor.register(MTCAEConfig, MTCAEVideoProcessor, exist_ok=True)
+    return True
+
+
+def __getattr__(name):
+    if name in _LAZY_EXPORTS:
+        import importlib
+
+        module = importlib.import_module(f".{_LAZY_EXPORTS[name]}", __name__)
+        if name == "MTCAEVideoProcessor":
+            register_auto_classes()
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

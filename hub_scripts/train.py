@@ -1,0 +1,292 @@
+"""Fine-tune MTCAE-DFER with transformers' Trainer on RAVDESS, CREMA-D, MEAD, a class-per-folder
+layout or the built-in synthetic set, on one subject-independent fold.
+
+With no arguments it renders the synthetic set (if absent) and trains the `tiny` preset on it on the
+CPU. The same script runs under every launcher:
+
+    python -m hub_scripts.train --dataset ravdess --data_root RAVDESS --fold 1 --preset paper \\
+        --encoder MCG-NJU/videomae-large-finetuned-kinetics --bf16 --output_dir runs/ravdess-f1
+    accelerate launch -m hub_scripts.train ...
+    torchrun --nproc_per_node 2 -m hub_scripts.train ...
+
+The output folder holds the best-on-validation model (by UAR) with its processor and code, loadable
+with `AutoModelForVideoClassification.from_pretrained(dir, trust_remote_code=True)` and the
+`video-classification` pipeline, plus `all_results.json`, `eval_results.json`, `test_results.json`
+and `confusion_matrix.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+
+from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
+from processing.annotation_cache import AnnotationCache
+from processing.clip_transform import ClipTransform, find_unreadable_videos
+from processing.video_processing_mtcae import MTCAEVideoProcessor
+
+logger = logging.getLogger("mtcae.train")
+
+DATASETS = ("synthetic", "ravdess", "crema_d", "mead", "folder")
+DEFAULT_SYNTHETIC_ROOT = "data/synthetic_dfer"
+DEFAULT_FOLD_SCHEMES = {"synthetic": "subject_kfold", "ravdess": "ravdess6", "crema_d": "crema5",
+                        "mead": "subject_kfold", "folder": "subject_kfold"}
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(default="synthetic", metadata={"help": f"one of {DATASETS}"})
+    data_root: str | None = field(default=None, metadata={"help": f"dataset folder (synthetic: {DEFAULT_SYNTHETIC_ROOT})"})
+    annotations: str | None = field(
+        default=None, metadata={"help": "face-label cache (.parquet from mtcae-annotate); default DATA_ROOT/face_labels.parquet"})
+    fold_scheme: str | None = field(
+        default=None, metadata={"help": "ravdess6, crema5, subject_kfold or a JSON split file (default per dataset)"})
+    fold: int = field(default=1, metadata={"help": "1-based fold to run"})
+    num_folds: int = field(default=4, metadata={"help": "k for subject_kfold"})
+    num_val_subjects: int | None = field(default=None, metadata={"help": "training subjects held out for validation"})
+    num_classes: int = field(default=7, metadata={"help": "RAVDESS: 7 (calm merged into neutral) or 8"})
+    mead_views: str = field(default="front", metadata={"help": "MEAD views, comma separated"})
+    mead_levels: str = field(default="1,2,3", metadata={"help": "MEAD intensity levels, comma separated"})
+    synthetic_actors: int = field(default=12)
+    synthetic_clips_per_class: int = field(default=4)
+    resize_mode: str = field(default="full_frame", metadata={"help": "full_frame (paper), shortest_edge or face_crop"})
+    max_train_samples: int | None = field(default=None)
+
+
+@dataclass
+class ModelArguments:
+    preset: str = field(default="tiny", metadata={"help": "paper, paper_figure, base or tiny"})
+    config: str | None = field(default=None, metadata={"help": "an MTCAEConfig JSON / folder instead of a preset"})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "start from a trained MTCAE-DFER"})
+    encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder) for the encoder"})
+    freeze_encoder: bool | None = field(default=None, metadata={"help": "override the preset's encoder freezing"})
+    decoder_mode: str | None = field(default=None, metadata={"help": "cascaded, parallel, fully_shared, single_task"})
+    loss_weight_expression: float | None = None
+    loss_weight_face_boxes: float | None = None
+    loss_weight_face_landmarks: float | None = None
+
+
+@dataclass
+class MTCAETrainingArguments(TrainingArguments):
+    """TrainingArguments with this project's defaults (the tiny preset on the synthetic set)."""
+
+    output_dir: str | None = field(default="outputs/mtcae-tiny-synthetic")
+    num_train_epochs: float = field(default=12.0)
+    learning_rate: float = field(default=1e-3)
+    weight_decay: float = field(default=1e-3)
+    warmup_steps: float = field(default=0.05)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=8)
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    save_total_limit: int | None = field(default=2)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str | None = field(default="uar")
+    greater_is_better: bool | None = field(default=True)
+    logging_steps: float = field(default=10)
+    remove_unused_columns: bool = field(default=False)
+    report_to: str | list[str] | None = field(default="none")
+    dataloader_num_workers: int = field(default=0)
+    seed: int = field(default=42)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data
+# ------------------------------------------------------------------------------------------------
+def load_table(data_args: DataArguments):
+    """The whole dataset as a table of paths, labels and subjects, with the adapter's report."""
+    from processing import datasets as adapters
+
+    name = data_args.dataset
+    if name not in DATASETS:
+        raise ValueError(f"--dataset {name!r} is not one of {DATASETS}")
+    root = data_args.data_root
+    if name == "synthetic":
+        from processing.synthetic import generate_synthetic_dfer
+
+        root = root or DEFAULT_SYNTHETIC_ROOT
+        generate_synthetic_dfer(root, num_actors=data_args.synthetic_actors,
+                                clips_per_class=data_args.synthetic_clips_per_class)
+        table, report = adapters.load_ravdess(root, num_classes=7, return_report=True)
+    elif root is None:
+        raise ValueError(f"--dataset {name} needs --data_root")
+    elif name == "ravdess":
+        table, report = adapters.load_ravdess(root, num_classes=data_args.num_classes, return_report=True)
+    elif name == "crema_d":
+        table, report = adapters.load_crema_d(root, return_report=True)
+    elif name == "mead":
+        views = tuple(v.strip() for v in data_args.mead_views.split(","))
+        levels = tuple(int(v) for v in data_args.mead_levels.split(","))
+        table, report = adapters.load_mead(root, views=views, levels=levels, return_report=True)
+    else:
+        table, report = adapters.load_video_folder(root, return_report=True)
+    return table, report, Path(root)
+
+
+def split_fold(table, data_args: DataArguments, seed: int):
+    from processing.datasets import add_validation_split, make_folds
+
+    scheme = data_args.fold_scheme or DEFAULT_FOLD_SCHEMES[data_args.dataset]
+    folds = make_folds(table, scheme, k=data_args.num_folds, seed=seed)
+    if not 1 <= data_args.fold <= len(folds):
+        raise ValueError(f"--fold {data_args.fold} is out of range: scheme {scheme} gives {len(folds)} folds")
+    fold = folds[data_args.fold - 1]
+    if not fold.val_subjects:
+        fold = add_validation_split(fold, table, num_val_subjects=data_args.num_val_subjects, seed=seed)
+    return fold
+
+
+def drop_unreadable(splits: dict, bad: dict[str, str]) -> dict:
+    if not bad:
+        return splits
+    return {name: split.filter(lambda row: row["video"] not in bad) for name, split in splits.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+def build_model(model_args: ModelArguments, class_names: list[str], num_frames: int | None = None):
+    id2label = dict(enumerate(class_names))
+    overrides = {k: getattr(model_args, k) for k in (
+        "freeze_encoder", "decoder_mode", "loss_weight_expression", "loss_weight_face_boxes",
+        "loss_weight_face_landmarks") if getattr(model_args, k) is not None}
+    if model_args.model_name_or_path:
+        model = MTCAEForVideoClassification.from_pretrained(
+            model_args.model_name_or_path, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+            ignore_mismatched_sizes=True, **overrides)
+        return model
+    if model_args.encoder:
+        return MTCAEForVideoClassification.from_videomae(model_args.encoder, preset=model_args.preset,
+                                                         id2label=id2label, **overrides)
+    if model_args.config:
+        config = MTCAEConfig.from_pretrained(model_args.config, id2label=id2label, **overrides)
+    else:
+        config = MTCAEConfig.from_preset(model_args.preset, id2label=id2label, **overrides)
+    config.label2id = {v: k for k, v in id2label.items()}
+    return MTCAEForVideoClassification(config)
+
+
+def processor_for(config: MTCAEConfig, resize_mode: str) -> MTCAEVideoProcessor:
+    height, width = config.image_size
+    return MTCAEVideoProcessor(num_frames=config.num_frames, size={"height": height, "width": width},
+                               resize_mode=resize_mode)
+
+
+def metrics_function(num_labels: int):
+    import evaluate
+
+    from hub_scripts.metrics import dfer_metrics
+
+    metric = evaluate.load(dfer_metrics.__file__)
+
+    def compute_metrics(prediction) -> dict[str, float]:
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        result = metric.compute(predictions=np.argmax(logits, -1), references=prediction.label_ids,
+                                num_labels=num_labels)
+        scalars = {"uar": result["uar"], "war": result["war"]}
+        scalars.update({f"recall_{i}": float(r) for i, r in enumerate(result["per_class_recall"])})
+        return scalars
+
+    return compute_metrics
+
+
+# ------------------------------------------------------------------------------------------------
+# Main
+# ------------------------------------------------------------------------------------------------
+def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments) -> dict:
+    set_seed(training_args.seed)
+    table, report, root = load_table(data_args)
+    class_names = table.features["label"].names
+    fold = split_fold(table, data_args, training_args.seed)
+    splits = dict(fold.select(table))
+    logger.info("fold %d: train subjects %s, validation %s, test %s", data_args.fold, fold.train_subjects,
+                fold.val_subjects, fold.test_subjects)
+    if data_args.max_train_samples:
+        splits["train"] = splits["train"].shuffle(seed=training_args.seed).select(
+            range(min(data_args.max_train_samples, len(splits["train"]))))
+
+    with training_args.main_process_first(desc="probing videos"):
+        bad_videos = find_unreadable_videos(sorted({v for s in splits.values() for v in s["video"]}))
+    splits = drop_unreadable(splits, bad_videos)
+
+    model = build_model(model_args, class_names)
+    processor = processor_for(model.config, data_args.resize_mode)
+    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
+    cache = AnnotationCache(cache_path) if cache_path.exists() else None
+    if cache is None:
+        logger.warning("No face-label cache at %s: training the expression task alone on these clips "
+                       "(run mtcae-annotate to add the face tasks).", cache_path)
+    splits["train"].set_transform(ClipTransform(processor, cache, train=True))
+    for name in ("validation", "test"):
+        splits[name].set_transform(ClipTransform(processor, cache, train=False))
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=processor,
+        compute_metrics=metrics_function(len(class_names)),
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model()  # the best checkpoint (load_best_model_at_end), with processor and code
+    trainer.log_metrics("train", train_result.metrics)
+    trainer.save_metrics("train", train_result.metrics)
+    eval_metrics = trainer.evaluate(metric_key_prefix="eval")
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)
+
+    prediction = trainer.predict(splits["test"], metric_key_prefix="test")
+    test_metrics = dict(prediction.metrics)
+    trainer.log_metrics("test", test_metrics)
+    trainer.save_metrics("test", test_metrics)
+    summary = {"fold": data_args.fold, "train_subjects": fold.train_subjects, "val_subjects": fold.val_subjects,
+               "test_subjects": fold.test_subjects, "class_names": class_names,
+               "unreadable_videos": bad_videos, "invalid_files": report.invalid, "skipped_files": report.skipped}
+    if trainer.is_world_process_zero():
+        from hub_scripts.metrics.dfer_metrics import compute_dfer_metrics
+        from hub_scripts.plots import plot_confusion_matrix
+
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        detail = compute_dfer_metrics(np.argmax(logits, -1), prediction.label_ids, num_labels=len(class_names))
+        summary["test_confusion_matrix"] = detail["confusion_matrix"]
+        plot_confusion_matrix(np.asarray(detail["confusion_matrix"]), class_names,
+                              Path(training_args.output_dir) / "confusion_matrix.png",
+                              title=f"{data_args.dataset} fold {data_args.fold}: test UAR {detail['uar']:.3f}")
+        (Path(training_args.output_dir) / "run_summary.json").write_text(json.dumps(summary, indent=2))
+        if bad_videos:
+            print(f"\n{len(bad_videos)} video(s) could not be read and were left out:")
+            for path, reason in bad_videos.items():
+                print(f"  {path}: {reason}")
+        print(f"\nTest UAR {test_metrics['test_uar']:.4f}  WAR {test_metrics['test_war']:.4f}  "
+              f"(fold {data_args.fold}, {len(splits['test'])} clips, chance UAR {1 / len(class_names):.3f})")
+        print(f"Model, processor and code saved to {training_args.output_dir}")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"MTCAE-DFER {data_args.dataset} fold {data_args.fold}")
+    return {**test_metrics, **{f"eval_{k}" if not k.startswith("eval_") else k: v for k, v in eval_metrics.items()}}
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = HfArgumentParser((DataArguments, ModelArguments, MTCAETrainingArguments))
+    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
+        return parser.parse_json_file(os.path.abspath(sys.argv[1]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    data_args, model_args, training_args = parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return run(data_args, model_args, training_args)
+
+
+if __name__ == "__main__":
+    main()

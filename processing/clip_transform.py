@@ -1,0 +1,79 @@
+"""On-the-fly decoding for ``datasets.Dataset.set_transform``: rows of paths -> model inputs.
+
+Each call decodes the sampled frames of each video with :class:`MTCAEVideoProcessor`, looks up the
+face labels of exactly those frames in the annotation cache, and maps them into model-input
+coordinates with the same geometry as the pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .annotation_cache import AnnotationCache, sampler_key
+from .video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, read_video
+
+logger = logging.getLogger(__name__)
+
+
+class ClipTransform:
+    """A batch transform for datasets made by the adapters in :mod:`processing.datasets`.
+
+    Args:
+        processor: the video processor (frame count, size, resize mode, normalisation).
+        annotation_cache: face labels; `None` trains the expression task alone (no face targets).
+        train: random temporal jitter inside the uniform segments (training augmentation).
+    """
+
+    def __init__(
+        self, processor: MTCAEVideoProcessor, annotation_cache: AnnotationCache | None = None, train: bool = False
+    ):
+        self.processor = processor
+        self.annotation_cache = annotation_cache
+        self.train = train
+        self.cache_key = sampler_key(processor.sampling_mode, processor.num_frames)
+
+    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
+        # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
+        generator = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if self.train else None
+        videos = batch["video"]
+        face_labels = None
+        if self.annotation_cache is not None:
+            face_labels = [self.annotation_cache.get(rel, self.cache_key) for rel in batch["rel_path"]]
+        encoded = self.processor(
+            videos,
+            face_labels=face_labels,
+            temporal_jitter=self.train,
+            generator=generator,
+            return_tensors="pt",
+        )
+        result = {"pixel_values": encoded["pixel_values"], "labels": torch.as_tensor(batch["label"], dtype=torch.long)}
+        if face_labels is not None:
+            result.update(
+                face_boxes=encoded["face_boxes"], face_landmarks=encoded["face_landmarks"], face_mask=encoded["face_mask"]
+            )
+        return result
+
+
+def find_unreadable_videos(paths: list[str], num_frames: int = 16) -> dict[str, str]:
+    """Open every video header (cheap) and return ``{path: reason}`` for the ones that cannot be used.
+
+    Long jobs call this before training so that one broken file is reported instead of stopping
+    training halfway through an epoch.
+    """
+    bad: dict[str, str] = {}
+    for path in paths:
+        try:
+            read_video(path, indices=np.zeros(1, dtype=np.int64), num_frames=1)
+        except (VideoDecodeError, OSError, ValueError) as error:
+            bad[path] = str(error)
+    if bad:
+        logger.warning("%d unreadable video(s) left out: %s", len(bad), ", ".join(Path(p).name for p in list(bad)[:10]))
+    return bad
+
+
+__all__ = ["ClipTransform", "find_unreadable_videos"]

@@ -1,0 +1,675 @@
+"""Dataset adapters (RAVDESS, CREMA-D, MEAD, a generic class-per-folder layout) and subject-wise folds.
+
+Every adapter returns a ``datasets.Dataset`` of file paths (no decoding; decode on the fly with
+``set_transform``) with the columns
+
+- ``video``: absolute path (str),
+- ``rel_path``: POSIX path relative to ``root``: the key of the face-label cache, i.e.
+  ``AnnotationCache(root / "face_labels.parquet").labels_for(rel_path, frame_indices)``,
+- ``label``: a ``ClassLabel`` in the FIXED order of the module constants below (never the order
+  of a directory listing),
+- ``subject``: the subject id (str),
+- dataset-specific metadata (intensity, statement, view, level, ...).
+
+Files that do not match the layout, or whose name is valid but holds an out-of-range code, are never
+dropped silently: they are logged as a warning and listed in a :class:`LoadReport`, which is
+returned with ``return_report=True`` and also summarised in ``dataset.info.description``. Files left
+out on purpose (filters such as ``vocal="speech"``, known-broken files) are counted in the report too.
+
+Folds: :func:`make_folds` gives subject-disjoint :class:`Fold` splits ("ravdess6", "crema5",
+"subject_kfold" or a JSON split file) and :func:`add_validation_split` splits validation subjects off
+a fold's training subjects. The synthetic set (``processing.synthetic``, 12 actors) loads with
+``load_ravdess(root, num_classes=7)``; use ``make_folds(ds, "subject_kfold", k=3)`` (or ``k=4`` /
+``k=6``) for it, or "ravdess6", which then keeps only the folds whose actors exist (3 folds of 4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+
+logger = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+# ----------------------------------------------------------------------------------------------------
+# Fixed class orders.
+# ----------------------------------------------------------------------------------------------------
+
+RAVDESS_8_CLASSES = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+"""RAVDESS emotion codes 01..08 in code order: label id = code - 1."""
+
+RAVDESS_7_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+"""RAVDESS with calm (02) merged into neutral (the paper's setting): codes 01/02 -> 0, 03..08 -> 1..6."""
+
+CREMA_D_CODES = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+CREMA_D_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+"""CREMA-D classes, in the alphabetical order of their codes ANG, DIS, FEA, HAP, NEU, SAD."""
+
+MEAD_CLASSES = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+"""MEAD classes = MEAD's folder names, alphabetical."""
+
+MEAD_VIEWS = ("front", "left_30", "right_30", "left_60", "right_60", "top", "down")
+MEAD_LEVELS = (1, 2, 3)
+
+RAVDESS_MODALITIES = {"01": "audio-video", "02": "video-only", "03": "audio-only"}
+RAVDESS_VOCAL = {"01": "speech", "02": "song"}
+CREMA_D_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+CREMA_D_LEVELS = ("LO", "MD", "HI", "XX")
+CREMA_D_ACTORS = (1001, 1091)
+CREMA_D_BROKEN = ("1076_MTI_NEU_XX", "1076_MTI_SAD_XX", "1064_TIE_SAD_XX", "1064_IEO_DIS_MD")
+"""CREMA-D files known to be broken (empty / undecodable); skipped with a logged message."""
+
+RAVDESS6_FOLDS = tuple(tuple(range(4 * k - 3, 4 * k + 1)) for k in range(1, 7))
+"""HiCMAE / MAE-DFER RAVDESS protocol: fold k (1..6) tests actors 4k-3..4k."""
+
+CREMA5_FOLDS = ((1001, 1018), (1019, 1036), (1037, 1054), (1055, 1072), (1073, 1091))
+"""Peers' CREMA-D protocol: fold k tests the actors of the k-th inclusive id range."""
+
+_RAVDESS_NAME = re.compile(r"^(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$")
+_CREMA_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Reports.
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadReport:
+    """What an adapter found besides the rows it returned.
+
+    Attributes:
+        dataset: adapter name.
+        root: the data root.
+        num_loaded: rows in the returned dataset.
+        invalid: ``(rel_path, reason)`` for files that do not match the layout or hold an out-of-range code.
+        skipped: ``(rel_path, reason)`` for valid files left out on purpose (known broken files).
+        filtered: count of valid files left out by the adapter's filters (modality, vocal, view, level).
+        ignored_non_video: count of files without a video extension (audio, parquet, json, ...).
+    """
+
+    dataset: str
+    root: str
+    num_loaded: int = 0
+    invalid: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    filtered: int = 0
+    ignored_non_video: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self, max_items: int = 20) -> str:
+        lines = [
+            f"{self.dataset} at {self.root}: {self.num_loaded} videos loaded, {len(self.invalid)} invalid, "
+            f"{len(self.skipped)} skipped, {self.filtered} filtered out, {self.ignored_non_video} non-video files "
+            "ignored."
+        ]
+        for title, items in (("invalid", self.invalid), ("skipped", self.skipped),
+                             ("warning", [(w, "") for w in self.warnings])):
+            for rel, reason in items[:max_items]:
+                lines.append(f"  {title}: {rel}: {reason}" if reason else f"  {title}: {rel}")
+            if len(items) > max_items:
+                lines.append(f"  ... and {len(items) - max_items} more {title} files")
+        return "\n".join(lines)
+
+    def log(self) -> None:
+        if self.invalid:
+            logger.warning("%d files do not match the %s layout and were not loaded:\n%s", len(self.invalid),
+                           self.dataset, self.summary())
+        for rel, reason in self.skipped:
+            logger.info("Skipped %s: %s", rel, reason)
+
+
+def _walk_videos(root: Path, report: LoadReport, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[str]:
+    """Sorted POSIX relative paths of the video files under ``root`` (hidden files/folders excluded)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root {root} does not exist or is not a folder")
+    extensions = tuple(e.lower() for e in extensions)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            rel = Path(dirpath, name).relative_to(root).as_posix()
+            if name.lower().endswith(extensions):
+                found.append(rel)
+            elif name.lower().endswith(VIDEO_EXTENSIONS):
+                report.invalid.append((rel, f"unexpected video extension (expected {', '.join(extensions)})"))
+            else:
+                report.ignored_non_video += 1
+    return sorted(found)
+
+
+def _build(rows: list[dict], class_names: Sequence[str], report: LoadReport, extra_features: dict):
+    """A ``datasets.Dataset`` with the common columns plus ``extra_features``; attaches and logs the report."""
+    from datasets import ClassLabel, Dataset, DatasetInfo, Features, Value
+
+    features = Features(
+        {
+            "video": Value("string"),
+            "rel_path": Value("string"),
+            "label": ClassLabel(names=list(class_names)),
+            "subject": Value("string"),
+            **extra_features,
+        }
+    )
+    columns = {name: [row[name] for row in rows] for name in features}
+    report.num_loaded = len(rows)
+    report.log()
+    info = DatasetInfo(description=report.summary(), features=features)
+    return Dataset.from_dict(columns, features=features, info=info)
+
+
+def _finish(dataset, report: LoadReport, return_report: bool):
+    return (dataset, report) if return_report else dataset
+
+
+# ----------------------------------------------------------------------------------------------------
+# Adapters.
+# ----------------------------------------------------------------------------------------------------
+
+
+def load_ravdess(
+    root: str | os.PathLike,
+    num_classes: int = 7,
+    vocal: str = "speech",
+    modalities: Sequence[str] = ("01", "02"),
+    return_report: bool = False,
+):
+    """RAVDESS (and the synthetic set): ``Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4``.
+
+    Args:
+        root: folder holding the ``Actor_NN`` folders (files directly in ``root`` are accepted too).
+        num_classes: 7 (calm merged into neutral, :data:`RAVDESS_7_CLASSES`) or 8 (:data:`RAVDESS_8_CLASSES`).
+        vocal: "speech", "song" or "both".
+        modalities: modality codes to keep: "01" audio-video, "02" video-only ("03" audio-only has no video
+            and is rejected).
+        return_report: also return the :class:`LoadReport`.
+
+    Returns:
+        A ``Dataset`` with columns video, rel_path, label, subject (actor code "01".."24"), actor (int),
+        gender ("male" for odd actors, "female" for even), modality, vocal, emotion_code, intensity,
+        statement, repetition; and the report if ``return_report``.
+    """
+    from datasets import Value
+
+    if num_classes not in (7, 8):
+        raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
+    if vocal not in ("speech", "song", "both"):
+        raise ValueError(f"vocal must be 'speech', 'song' or 'both', got {vocal!r}")
+    modalities = tuple(modalities)
+    if "03" in modalities or not set(modalities) <= {"01", "02"}:
+        raise ValueError(f"modalities must be a subset of ('01', '02'), got {modalities}")
+    root = Path(root).expanduser().resolve()
+    class_names = RAVDESS_7_CLASSES if num_classes == 7 else RAVDESS_8_CLASSES
+    report = LoadReport("RAVDESS", str(root))
+    rows = []
+    for rel in _walk_videos(root, report):
+        parts = rel.split("/")
+        stem = Path(parts[-1]).stem
+        match = _RAVDESS_NAME.match(stem)
+        if match is None or len(parts) > 2:
+            report.invalid.append((rel, "expected Actor_NN/MM-VV-EE-II-SS-RR-AA.<ext>"))
+            continue
+        modality, voc, emotion, intensity, statement, repetition, actor = match.groups()
+        problems = []
+        if modality not in RAVDESS_MODALITIES:
+            problems.append(f"modality {modality} not in 01-03")
+        if voc not in RAVDESS_VOCAL:
+            problems.append(f"vocal channel {voc} not in 01-02")
+        if not 1 <= int(emotion) <= 8:
+            problems.append(f"emotion {emotion} not in 01-08")
+        for name, value in (("intensity", intensity), ("statement", statement), ("repetition", repetition)):
+            if value not in ("01", "02"):
+                problems.append(f"{name} {value} not in 01-02")
+        if int(actor) < 1:
+            problems.append(f"actor {actor} < 01")
+        if len(parts) == 2:
+            folder = re.fullmatch(r"Actor_(\d+)", parts[0])
+            if folder is None or int(folder.group(1)) != int(actor):
+                problems.append(f"actor {actor} does not match folder {parts[0]}")
+        if problems:
+            report.invalid.append((rel, "; ".join(problems)))
+            continue
+        if modality == "03":
+            report.invalid.append((rel, "modality 03 (audio-only) in a video file"))
+            continue
+        if modality not in modalities or (vocal != "both" and RAVDESS_VOCAL[voc] != vocal):
+            report.filtered += 1
+            continue
+        code = int(emotion)
+        label = code - 1 if num_classes == 8 else (0 if code <= 2 else code - 2)
+        rows.append(
+            dict(
+                video=str(root / rel),
+                rel_path=rel,
+                label=label,
+                subject=actor,
+                actor=int(actor),
+                gender="male" if int(actor) % 2 else "female",
+                modality=modality,
+                vocal=RAVDESS_VOCAL[voc],
+                emotion_code=emotion,
+                intensity=int(intensity),
+                statement=int(statement),
+                repetition=int(repetition),
+            )
+        )
+    extra = {
+        "actor": Value("int32"),
+        "gender": Value("string"),
+        "modality": Value("string"),
+        "vocal": Value("string"),
+        "emotion_code": Value("string"),
+        "intensity": Value("int32"),
+        "statement": Value("int32"),
+        "repetition": Value("int32"),
+    }
+    return _finish(_build(rows, class_names, report, extra), report, return_report)
+
+
+def load_crema_d(
+    root: str | os.PathLike,
+    extensions: Sequence[str] = (".flv",),
+    skip_broken: bool = True,
+    return_report: bool = False,
+):
+    """CREMA-D: ``VideoFlash/AAAA_SSS_EEE_LL.flv`` (or the files directly in ``root``).
+
+    Args:
+        root: the CREMA-D folder (holding ``VideoFlash``) or the ``VideoFlash`` folder itself.
+        extensions: video extensions to load; e.g. ``(".mp4",)`` for a converted copy.
+        skip_broken: skip the known broken files :data:`CREMA_D_BROKEN` (logged).
+        return_report: also return the :class:`LoadReport`.
+
+    Returns:
+        A ``Dataset`` with columns video, rel_path, label (:data:`CREMA_D_CLASSES`), subject (actor id
+        "1001".."1091"), actor (int), sentence, level ("LO", "MD", "HI", "XX"); and the report if asked.
+    """
+    from datasets import Value
+
+    root = Path(root).expanduser().resolve()
+    report = LoadReport("CREMA-D", str(root))
+    rows = []
+    for rel in _walk_videos(root, report, extensions):
+        parts = rel.split("/")
+        stem = Path(parts[-1]).stem
+        match = _CREMA_NAME.match(stem)
+        if match is None or not (len(parts) == 1 or (len(parts) == 2 and parts[0] == "VideoFlash")):
+            report.invalid.append((rel, "expected [VideoFlash/]AAAA_SSS_EEE_LL.<ext>"))
+            continue
+        actor, sentence, emotion, level = match.groups()
+        problems = []
+        if not CREMA_D_ACTORS[0] <= int(actor) <= CREMA_D_ACTORS[1]:
+            problems.append(f"actor {actor} not in {CREMA_D_ACTORS[0]}-{CREMA_D_ACTORS[1]}")
+        if sentence not in CREMA_D_SENTENCES:
+            problems.append(f"sentence {sentence} unknown")
+        if emotion not in CREMA_D_CODES:
+            problems.append(f"emotion {emotion} not in {', '.join(CREMA_D_CODES)}")
+        if level not in CREMA_D_LEVELS:
+            problems.append(f"level {level} not in {', '.join(CREMA_D_LEVELS)}")
+        if problems:
+            report.invalid.append((rel, "; ".join(problems)))
+            continue
+        if skip_broken and stem in CREMA_D_BROKEN:
+            report.skipped.append((rel, "known broken CREMA-D file"))
+            continue
+        rows.append(
+            dict(
+                video=str(root / rel),
+                rel_path=rel,
+                label=CREMA_D_CODES.index(emotion),
+                subject=actor,
+                actor=int(actor),
+                sentence=sentence,
+                level=level,
+            )
+        )
+    extra = {"actor": Value("int32"), "sentence": Value("string"), "level": Value("string")}
+    return _finish(_build(rows, CREMA_D_CLASSES, report, extra), report, return_report)
+
+
+def load_mead(
+    root: str | os.PathLike,
+    views: Sequence[str] = ("front",),
+    levels: Sequence[int] = (1, 2, 3),
+    return_report: bool = False,
+):
+    """MEAD: ``SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4`` (8 classes; neutral only at level 1).
+
+    Args:
+        root: folder holding the subject folders (``M003``, ``W009``, ...).
+        views: camera views to keep, from :data:`MEAD_VIEWS`.
+        levels: intensity levels to keep, from 1-3.
+        return_report: also return the :class:`LoadReport`.
+
+    Returns:
+        A ``Dataset`` with columns video, rel_path, label (:data:`MEAD_CLASSES`), subject (e.g. "M003"),
+        view, level (int), clip ("001"); and the report if asked.
+    """
+    from datasets import Value
+
+    views = tuple(views)
+    levels = tuple(int(k) for k in levels)
+    if not set(views) <= set(MEAD_VIEWS):
+        raise ValueError(f"views must be in {MEAD_VIEWS}, got {views}")
+    if not set(levels) <= set(MEAD_LEVELS):
+        raise ValueError(f"levels must be in {MEAD_LEVELS}, got {levels}")
+    root = Path(root).expanduser().resolve()
+    report = LoadReport("MEAD", str(root))
+    rows = []
+    for rel in _walk_videos(root, report):
+        parts = rel.split("/")
+        if len(parts) != 6 or parts[1] != "video" or not re.fullmatch(r"level_\d+", parts[4]):
+            report.invalid.append((rel, "expected SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4"))
+            continue
+        subject, _, view, emotion, level_dir, name = parts
+        clip = Path(name).stem
+        level = int(level_dir.split("_")[1])
+        problems = []
+        if view not in MEAD_VIEWS:
+            problems.append(f"view {view} not in {', '.join(MEAD_VIEWS)}")
+        if emotion not in MEAD_CLASSES:
+            problems.append(f"emotion {emotion} not in {', '.join(MEAD_CLASSES)}")
+        if level not in MEAD_LEVELS:
+            problems.append(f"level {level} not in 1-3")
+        elif emotion == "neutral" and level != 1:
+            problems.append("neutral exists only at level_1")
+        if not re.fullmatch(r"\d{3}", clip):
+            problems.append(f"clip name {name} is not NNN")
+        if problems:
+            report.invalid.append((rel, "; ".join(problems)))
+            continue
+        if view not in views or level not in levels:
+            report.filtered += 1
+            continue
+        rows.append(
+            dict(
+                video=str(root / rel),
+                rel_path=rel,
+                label=MEAD_CLASSES.index(emotion),
+                subject=subject,
+                view=view,
+                level=level,
+                clip=clip,
+            )
+        )
+    extra = {"view": Value("string"), "level": Value("int32"), "clip": Value("string")}
+    return _finish(_build(rows, MEAD_CLASSES, report, extra), report, return_report)
+
+
+def load_video_folder(
+    root: str | os.PathLike,
+    class_names: Sequence[str] | None = None,
+    subject_regex: str | None = None,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+    return_report: bool = False,
+):
+    r"""A generic layout: ``root/{class_name}/**/*.mp4`` (one folder per class, any depth below it).
+
+    Args:
+        root: folder holding one folder per class.
+        class_names: the class order (label id = position). Default: the class folders sorted
+            alphabetically; pass it explicitly to fix the order. Files in other folders are reported.
+        subject_regex: a regular expression searched in the POSIX relative path; its group named
+            ``subject`` (or else its first group, or else the whole match) is the subject, e.g.
+            ``r"(?P<subject>sub\d+)_"``. Without it every subject is "unknown". Files where it does not
+            match keep subject "unknown", are loaded, and are listed in ``report.warnings``.
+        extensions: video extensions to load.
+        return_report: also return the :class:`LoadReport`.
+
+    Returns:
+        A ``Dataset`` with columns video, rel_path, label, subject; and the report if asked.
+    """
+    root = Path(root).expanduser().resolve()
+    report = LoadReport("video folder", str(root))
+    relpaths = _walk_videos(root, report, extensions)
+    if class_names is None:
+        class_names = sorted({rel.split("/")[0] for rel in relpaths if "/" in rel})
+    class_names = list(class_names)
+    index = {name: i for i, name in enumerate(class_names)}
+    pattern = re.compile(subject_regex) if subject_regex else None
+    rows, unparsed = [], []
+    for rel in relpaths:
+        parts = rel.split("/")
+        if len(parts) < 2:
+            report.invalid.append((rel, "file directly in root; expected {class_name}/..."))
+            continue
+        if parts[0] not in index:
+            report.invalid.append((rel, f"folder {parts[0]!r} is not one of the classes {class_names}"))
+            continue
+        subject = "unknown"
+        if pattern is not None:
+            match = pattern.search(rel)
+            if match is None:
+                unparsed.append(rel)
+            else:
+                groups = match.groupdict()
+                subject = groups.get("subject") or (match.group(1) if match.groups() else match.group(0))
+        rows.append(dict(video=str(root / rel), rel_path=rel, label=index[parts[0]], subject=subject))
+    for rel in unparsed:
+        report.warnings.append(f"{rel}: subject_regex {subject_regex!r} found no subject; subject 'unknown'")
+    if unparsed:
+        logger.warning("subject_regex %r matched no subject in %d files (subject 'unknown'), e.g. %s",
+                       subject_regex, len(unparsed), unparsed[:5])
+    return _finish(_build(rows, class_names, report, {}), report, return_report)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Folds.
+# ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fold:
+    """One subject-disjoint split of a dataset.
+
+    Attributes:
+        name: e.g. "fold1".
+        train_subjects / test_subjects / val_subjects: sorted subject ids (``val`` empty unless set).
+        train_indices / test_indices / val_indices: row indices into the dataset the fold was made from.
+    """
+
+    name: str
+    train_subjects: list[str]
+    test_subjects: list[str]
+    val_subjects: list[str] = field(default_factory=list)
+    train_indices: list[int] = field(default_factory=list)
+    test_indices: list[int] = field(default_factory=list)
+    val_indices: list[int] = field(default_factory=list)
+
+    def select(self, dataset: "Dataset") -> "DatasetDict":
+        """``DatasetDict`` with "train", "test" and (when there are validation subjects) "validation"."""
+        from datasets import DatasetDict
+
+        splits = {"train": dataset.select(self.train_indices), "test": dataset.select(self.test_indices)}
+        if self.val_subjects:
+            splits["validation"] = dataset.select(self.val_indices)
+        return DatasetDict(splits)
+
+
+def _subject_key(subject) -> str:
+    """Canonical subject id: integer-like ids compare as integers ("01" == "1" == 1)."""
+    text = str(subject).strip()
+    return str(int(text)) if re.fullmatch(r"\d+", text) else text
+
+
+def _fold_from_subjects(name: str, subjects: Sequence[str], train: Iterable, test: Iterable,
+                        val: Iterable = ()) -> Fold:
+    by_key: dict[str, str] = {}
+    for s in subjects:
+        by_key.setdefault(_subject_key(s), s)
+    train_keys = {_subject_key(s) for s in train}
+    test_keys = {_subject_key(s) for s in test}
+    val_keys = {_subject_key(s) for s in val}
+    overlap = (train_keys & test_keys) | (train_keys & val_keys) | (test_keys & val_keys)
+    if overlap:
+        raise ValueError(f"{name}: subjects {sorted(overlap)} are in more than one of train/val/test")
+    missing = (train_keys | test_keys | val_keys) - set(by_key)
+    if missing:
+        logger.warning("%s: subjects %s are not in the dataset", name, sorted(missing))
+    keys = np.array([_subject_key(s) for s in subjects])
+
+    def indices(wanted: set[str]) -> list[int]:
+        return np.flatnonzero(np.isin(keys, sorted(wanted))).tolist() if wanted else []
+
+    def names(wanted: set[str]) -> list[str]:
+        return sorted(by_key[k] for k in wanted if k in by_key)
+
+    return Fold(name, names(train_keys), names(test_keys), names(val_keys),
+                indices(train_keys), indices(test_keys), indices(val_keys))
+
+
+def load_split_file(path: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
+    """Read a JSON split file: ``{"fold1": {"train": [...], "test": [...], "val": [...]}, ...}``.
+
+    A list of such objects is accepted too (folds named fold1, fold2, ...). "val" / "validation" is
+    optional. Subjects may be strings or integers; integer-like ids match regardless of zero padding.
+    """
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, list):
+        data = {f"fold{i + 1}": fold for i, fold in enumerate(data)}
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"{path}: expected a non-empty JSON object fold -> {{train, test[, val]}}")
+    folds = {}
+    for name, fold in data.items():
+        if not isinstance(fold, dict) or "train" not in fold or "test" not in fold:
+            raise ValueError(f"{path}: fold {name!r} needs 'train' and 'test' subject lists")
+        folds[str(name)] = {
+            "train": [str(s) for s in fold["train"]],
+            "test": [str(s) for s in fold["test"]],
+            "val": [str(s) for s in fold.get("val", fold.get("validation", []))],
+        }
+    return folds
+
+
+def make_folds(
+    dataset,
+    scheme: str | os.PathLike = "subject_kfold",
+    k: int = 5,
+    seed: int = 0,
+) -> list[Fold]:
+    """Subject-disjoint cross-validation folds.
+
+    Args:
+        dataset: a dataset from one of the adapters (needs a ``subject`` column), or a sequence of
+            subject ids, one per row.
+        scheme: one of
+            - "ravdess6": fold k tests actors 4k-3..4k (k = 1..6), the rest train. Folds without any of
+              their actors in the dataset are left out (logged), e.g. the 12-actor synthetic set gives 3.
+            - "crema5": fold k tests the actors in the k-th range of :data:`CREMA5_FOLDS`.
+            - "subject_kfold": the sorted subjects shuffled with ``seed`` and cut into ``k`` near-equal
+              groups; fold i tests group i (any dataset: MEAD, generic, synthetic).
+            - a path to a JSON split file (see :func:`load_split_file`); folds as given, validated to
+              be subject-disjoint.
+        k: number of folds for "subject_kfold".
+        seed: shuffle seed for "subject_kfold".
+
+    Returns:
+        A list of :class:`Fold`. For the built-in schemes every subject present is tested exactly once.
+    """
+    subjects = list(dataset["subject"]) if hasattr(dataset, "column_names") else [str(s) for s in dataset]
+    unique = sorted(set(subjects), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0, s))
+    if not unique:
+        raise ValueError("the dataset has no subjects")
+    scheme_name = str(scheme)
+    folds: list[Fold] = []
+    if scheme_name in ("ravdess6", "crema5"):
+        ranges = ([(a[0], a[-1]) for a in RAVDESS6_FOLDS] if scheme_name == "ravdess6" else list(CREMA5_FOLDS))
+        non_numeric = [s for s in unique if not s.isdigit()]
+        if non_numeric:
+            raise ValueError(f"{scheme_name} needs numeric subject ids, got e.g. {non_numeric[:3]}")
+        outside = [s for s in unique if not any(lo <= int(s) <= hi for lo, hi in ranges)]
+        if outside:
+            raise ValueError(f"{scheme_name}: subjects {outside} fall outside the protocol's ranges")
+        for i, (lo, hi) in enumerate(ranges, start=1):
+            test = [s for s in unique if lo <= int(s) <= hi]
+            if not test:
+                logger.warning("%s: fold %d (subjects %d-%d) has no subjects in this dataset; left out",
+                               scheme_name, i, lo, hi)
+                continue
+            train = [s for s in unique if s not in test]
+            folds.append(_fold_from_subjects(f"fold{i}", subjects, train, test))
+    elif scheme_name == "subject_kfold":
+        if not 2 <= k <= len(unique):
+            raise ValueError(f"subject_kfold needs 2 <= k <= number of subjects ({len(unique)}), got {k}")
+        order = np.random.default_rng(seed).permutation(len(unique))
+        groups = np.array_split(np.array(unique, dtype=object)[order], k)
+        for i, group in enumerate(groups, start=1):
+            test = sorted(group.tolist())
+            train = [s for s in unique if s not in set(test)]
+            folds.append(_fold_from_subjects(f"fold{i}", subjects, train, test))
+    elif Path(scheme_name).suffix.lower() == ".json" or Path(scheme_name).is_file():
+        for name, split in load_split_file(scheme_name).items():
+            folds.append(_fold_from_subjects(name, subjects, split["train"], split["test"], split["val"]))
+    else:
+        raise ValueError(f"unknown fold scheme {scheme_name!r}: use 'ravdess6', 'crema5', 'subject_kfold' or a "
+                         "JSON split file")
+    return folds
+
+
+def add_validation_split(
+    fold: Fold,
+    dataset,
+    num_val_subjects: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> Fold:
+    """Move some of a fold's training subjects to a validation split (subject-disjoint from train and test).
+
+    Args:
+        fold: the fold to split (its existing validation subjects are replaced).
+        dataset: the dataset the fold was made from (or its subject ids, one per row).
+        num_val_subjects: how many training subjects become validation subjects; default
+            ``round(val_fraction * len(train_subjects))``, at least 1.
+        val_fraction: used when ``num_val_subjects`` is None.
+        seed: which subjects are drawn.
+
+    Returns:
+        A new :class:`Fold` with ``val_subjects`` / ``val_indices`` set and the training split reduced.
+    """
+    subjects = list(dataset["subject"]) if hasattr(dataset, "column_names") else [str(s) for s in dataset]
+    pool = sorted(set(fold.train_subjects) | set(fold.val_subjects))
+    if num_val_subjects is None:
+        num_val_subjects = max(1, int(round(val_fraction * len(pool))))
+    if not 1 <= num_val_subjects < len(pool):
+        raise ValueError(f"need 1 <= num_val_subjects < {len(pool)} training subjects, got {num_val_subjects}")
+    chosen = np.random.default_rng(seed).choice(len(pool), size=num_val_subjects, replace=False)
+    val = sorted(pool[i] for i in chosen)
+    train = [s for s in pool if s not in set(val)]
+    return _fold_from_subjects(fold.name, subjects, train, fold.test_subjects, val)
+
+
+__all__ = [
+    "CREMA5_FOLDS",
+    "CREMA_D_BROKEN",
+    "CREMA_D_CLASSES",
+    "CREMA_D_CODES",
+    "Fold",
+    "LoadReport",
+    "MEAD_CLASSES",
+    "MEAD_LEVELS",
+    "MEAD_VIEWS",
+    "RAVDESS6_FOLDS",
+    "RAVDESS_7_CLASSES",
+    "RAVDESS_8_CLASSES",
+    "VIDEO_EXTENSIONS",
+    "add_validation_split",
+    "load_crema_d",
+    "load_mead",
+    "load_ravdess",
+    "load_split_file",
+    "load_video_folder",
+    "make_folds",
+]

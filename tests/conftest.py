@@ -1,0 +1,23 @@
+"""Shared fixtures: the real third-party clips in ../shared/clips (override with MTCAE_CLIPS_DIR)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+DEFAULT_CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "clips"
+
+
+def clips_path() -> Path:
+    return Path(os.environ.get("MTCAE_CLIPS_DIR", DEFAULT_CLIPS_DIR))
+
+
+@pytest.fixture(scope="session")
+def clips_dir() -> Path:
+    """Folder with single_face.mp4, no_face.mp4 and face_noface.mov; tests skip when it is absent."""
+    path = clips_path()
+    if not (path / "single_face.mp4").exists():
+        pytest.skip(f"real test clips not found in {path} (set MTCAE_CLIPS_DIR)")
+    return path
