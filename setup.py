@@ -61,6 +61,8 @@ setup(
             "mtcae-demo=hub_scripts.demo:main",
             "mtcae-convert-videomae=hub_scripts.convert_videomae_checkpoint:main",
             "mtcae-annotate=hub_scripts.annotate:main",
+            "mtcae-predict=hub_scripts.predict:main",
+            "mtcae-push-to-hub=hub_scripts.push_to_hub:main",
         ]
     },
     classifiers=[

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fixtures_trained import fake_hub, pushed_repo, trained_output_dir  # noqa: F401  (Hub / inference fixtures)
 
 DEFAULT_CLIPS_DIR = Path(__file__).resolve().parents[2] / "shared" / "clips"
 

@@ -1,0 +1,503 @@
+"""``mtcae-predict``: what an MTCAE-DFER model sees in a video.
+
+For one video it prints the expression probabilities of the whole clip (16 frames sampled over the
+whole clip, exactly what the ``video-classification`` pipeline does) and, for a video longer than
+one window, of sliding windows (default 2 s, every 1 s; each window is sampled the same way). It
+writes:
+
+- ``<name>.timeline.json``: every window's time span, probabilities, and the face box
+  ``[x, y, w, h]`` and the five landmarks (eyes, nose, mouth corners) predicted for each sampled
+  frame, normalised to the source frame;
+- ``<name>.timeline.csv``: one row per window with the probability of each label;
+- ``<name>.timeline.png``: the probabilities over time (a bar chart when there is one window);
+- with ``--overlay out.mp4`` (or ``.mov``, ``.mkv``, ``.avi``, ``.webm``, ``.gif``): the video,
+  every frame kept, with the box and the five points of the window that covers the frame
+  (interpolated between its sampled frames) and a bar of the expression probabilities drawn on it.
+
+Example::
+
+    mtcae-predict clip.mp4 --model outputs/mtcae-tiny-synthetic --overlay clip.overlay.mp4
+    mtcae-predict clip.mov --model you/mtcae-ravdess --window 3 --stride 0.5 --output_dir results/
+
+The face outputs are regressions made for every sampled frame, with no face/no-face decision: on
+frames without a face they are drawn anyway and mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+DEFAULT_WINDOW_SECONDS = 2.0
+DEFAULT_STRIDE_SECONDS = 1.0
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+# RGB colours of the drawing.
+BOX_COLOR = (60, 220, 60)
+LANDMARK_COLORS = ((255, 80, 80), (80, 160, 255), (255, 230, 60), (255, 120, 255), (60, 230, 230))
+BAR_COLOR = (110, 170, 255)
+TOP_BAR_COLOR = (255, 160, 40)
+OVERLAY_CODECS = {
+    ".mp4": ("libx264", "yuv420p"),
+    ".mov": ("libx264", "yuv420p"),
+    ".mkv": ("libx264", "yuv420p"),
+    ".m4v": ("libx264", "yuv420p"),
+    ".avi": ("mpeg4", "yuv420p"),
+    ".webm": ("libvpx-vp9", "yuv420p"),
+    ".gif": ("gif", "rgb8"),
+}
+
+
+class PredictError(ValueError):
+    """Bad input for mtcae-predict (the message says what to change)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Model
+# ------------------------------------------------------------------------------------------------
+def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revision: str | None = None):
+    """The model (eval mode, on ``device``) and its video processor, with the installed ``mtcae-dfer`` classes.
+
+    Works for a training output folder, a folder made by ``mtcae-push-to-hub`` and a Hub repo id.
+
+    Raises:
+        PredictError: the weights do not fit the installed model code (missing or unexpected weights).
+    """
+    from modeling_mtcae import MTCAEForVideoClassification
+    from processing.video_processing_mtcae import MTCAEVideoProcessor
+
+    kwargs = {"revision": revision} if revision else {}
+    model, info = MTCAEForVideoClassification.from_pretrained(model_name_or_path, output_loading_info=True, **kwargs)
+    problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems:
+        raise PredictError(f"the weights of {model_name_or_path} do not fit this version of mtcae-dfer: {problems}")
+    try:
+        processor = MTCAEVideoProcessor.from_pretrained(model_name_or_path, **kwargs)
+    except (OSError, ValueError):
+        height, width = model.config.image_size
+        warnings.warn(f"{model_name_or_path} has no video processor config; using the default processor "
+                      f"for {model.config.num_frames} frames of {height}x{width}.")
+        processor = MTCAEVideoProcessor(num_frames=model.config.num_frames, size={"height": height, "width": width})
+    return model.to(device).eval(), processor
+
+
+# ------------------------------------------------------------------------------------------------
+# Windows and prediction
+# ------------------------------------------------------------------------------------------------
+def plan_windows(num_source_frames: int, fps: float, window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
+                 stride_seconds: float = DEFAULT_STRIDE_SECONDS) -> list[tuple[int, int]]:
+    """``[(start, end)]`` frame ranges (end exclusive) of the sliding windows.
+
+    Windows are ``round(window_seconds * fps)`` frames long and start every ``round(stride_seconds * fps)``
+    frames; a last window is aligned to the end of the video so that every frame is covered. A video no
+    longer than one window (or ``window_seconds`` of 0 / ``None``) gives the single window ``(0, N)``.
+    """
+    n = int(num_source_frames)
+    if n < 1:
+        raise PredictError("the video has no frames")
+    if not window_seconds or window_seconds <= 0:
+        return [(0, n)]
+    if stride_seconds is None or stride_seconds <= 0:
+        raise PredictError(f"--stride must be > 0 seconds, got {stride_seconds}")
+    fps = float(fps) if fps and fps > 0 else 25.0
+    length = max(1, int(round(window_seconds * fps)))
+    stride = max(1, int(round(stride_seconds * fps)))
+    if n <= length:
+        return [(0, n)]
+    starts = list(range(0, n - length + 1, stride))
+    if starts[-1] + length < n:
+        starts.append(n - length)
+    return [(s, s + length) for s in starts]
+
+
+def _to_source(boxes: np.ndarray, landmarks: np.ndarray, geometry: dict, source_size: tuple[int, int]):
+    """Invert the processor's geometry: model-input-normalised boxes/landmarks -> source-normalised."""
+    src_h, src_w = source_size
+    out_h, out_w = geometry["height"], geometry["width"]
+    sx, sy, ox, oy = geometry["scale_x"], geometry["scale_y"], geometry["offset_x"], geometry["offset_y"]
+
+    def fx(x):
+        return (x * out_w + ox) / sx / src_w
+
+    def fy(y):
+        return (y * out_h + oy) / sy / src_h
+
+    source_boxes = np.stack([fx(boxes[..., 0]), fy(boxes[..., 1]), boxes[..., 2] * out_w / sx / src_w,
+                             boxes[..., 3] * out_h / sy / src_h], axis=-1)
+    source_landmarks = np.stack([fx(landmarks[..., 0]), fy(landmarks[..., 1])], axis=-1)
+    return source_boxes, source_landmarks
+
+
+def _probe(path: str) -> dict:
+    from processing.video_processing_mtcae import read_video
+
+    _, _, info = read_video(path, indices=[0])
+    return info
+
+
+@torch.no_grad()
+def predict_video(
+    path: str | Path,
+    model,
+    processor,
+    window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
+    stride_seconds: float = DEFAULT_STRIDE_SECONDS,
+    batch_size: int = 4,
+) -> dict[str, Any]:
+    """Probabilities, boxes and landmarks for the whole clip and for each sliding window.
+
+    Returns a JSON-ready dict: ``video``, ``num_frames``, ``fps``, ``duration``, ``width``, ``height``,
+    ``labels``, ``window_seconds``, ``stride_seconds``, ``clip`` (the whole clip, as the pipeline
+    sees it), ``windows`` (a list; one entry equal to ``clip`` for a short video) and
+    ``mean_window_probabilities``. Each of ``clip`` / ``windows[i]`` has ``start_frame``,
+    ``end_frame`` (exclusive), ``start_time``, ``end_time``, ``label``, ``score``,
+    ``probabilities`` ({label: p}) and ``frames``: the sampled frames with ``frame``, ``time``,
+    ``box`` ([x, y, w, h]) and ``landmarks`` (5 x [x, y]), normalised to the source frame (``None``
+    for a single-task model).
+
+    Raises:
+        VideoDecodeError: the file is missing, not a video, has no video stream, or cannot be decoded.
+    """
+    from processing.video_processing_mtcae import read_video, sample_frame_indices
+
+    path = str(path)
+    info = _probe(path)
+    num_source, fps = int(info["num_source_frames"]), float(info["fps"] or 0.0)
+    if fps <= 0:
+        warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.")
+        fps = 25.0
+    source_size = (int(info["height"]), int(info["width"]))
+    num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
+    mode = getattr(processor, "sampling_mode", "uniform")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # face_crop without labels falls back to the full frame, as preprocess does
+        geometry = processor.compute_geometry(source_size)
+    device = next(model.parameters()).device
+
+    windows = plan_windows(num_source, fps, window_seconds, stride_seconds)
+    spans = [(0, num_source)] + [w for w in windows if w != (0, num_source)]
+    results: dict[tuple[int, int], dict] = {}
+    for first in range(0, len(spans), max(1, int(batch_size))):
+        batch = spans[first:first + max(1, int(batch_size))]
+        indices = [start + sample_frame_indices(end - start, num_frames, mode) for start, end in batch]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*repeating frames.*")
+            frames, _, _ = read_video(path, indices=np.concatenate(indices))
+            videos = [chunk.numpy() for chunk in torch.split(frames, num_frames)]
+            inputs = processor(videos, num_frames=num_frames, temporal_jitter=False, return_tensors="pt")
+        output = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=model.dtype))
+        probabilities = output.logits.float().softmax(-1).cpu().numpy()
+        boxes = None if output.face_boxes is None else output.face_boxes.float().cpu().numpy()
+        landmarks = None if output.face_landmarks is None else output.face_landmarks.float().cpu().numpy()
+        for b, (start, end) in enumerate(batch):
+            frames_out = []
+            if boxes is not None:
+                source_boxes, source_landmarks = _to_source(boxes[b], landmarks[b], geometry, source_size)
+            for t, index in enumerate(indices[b].tolist()):
+                frames_out.append({
+                    "frame": int(index), "time": index / fps,
+                    "box": None if boxes is None else [float(v) for v in source_boxes[t]],
+                    "landmarks": None if boxes is None else [[float(x), float(y)] for x, y in source_landmarks[t]],
+                })
+            top = int(probabilities[b].argmax())
+            results[(start, end)] = {
+                "start_frame": start, "end_frame": end, "start_time": start / fps, "end_time": end / fps,
+                "label": labels[top], "score": float(probabilities[b, top]),
+                "probabilities": {label: float(p) for label, p in zip(labels, probabilities[b])},
+                "frames": frames_out,
+            }
+    window_results = [dict(results[w], index=i) for i, w in enumerate(windows)]
+    mean = np.mean([[w["probabilities"][label] for label in labels] for w in window_results], axis=0)
+    return {
+        "video": path,
+        "num_frames": num_source,
+        "fps": fps,
+        "duration": num_source / fps,
+        "width": source_size[1],
+        "height": source_size[0],
+        "labels": labels,
+        "sampled_frames_per_window": num_frames,
+        "window_seconds": window_seconds if len(windows) > 1 else None,
+        "stride_seconds": stride_seconds if len(windows) > 1 else None,
+        "clip": results[(0, num_source)],
+        "windows": window_results,
+        "mean_window_probabilities": {label: float(p) for label, p in zip(labels, mean)},
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Timeline files
+# ------------------------------------------------------------------------------------------------
+def write_timeline(result: dict, output_dir: str | Path, name: str) -> dict[str, Path]:
+    """Write ``<name>.timeline.json``, ``.csv`` and ``.png`` into ``output_dir``; return their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {kind: output_dir / f"{name}.timeline.{kind}" for kind in ("json", "csv", "png")}
+    paths["json"].write_text(json.dumps(result, indent=2), encoding="utf-8")
+    labels = result["labels"]
+    with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["window", "start_time", "end_time", "start_frame", "end_frame", "label", "score",
+                         *[f"p_{label}" for label in labels]])
+        for window in result["windows"]:
+            writer.writerow([window["index"], f"{window['start_time']:.3f}", f"{window['end_time']:.3f}",
+                             window["start_frame"], window["end_frame"], window["label"], f"{window['score']:.6f}",
+                             *[f"{window['probabilities'][label]:.6f}" for label in labels]])
+    plot_timeline(result, paths["png"])
+    return paths
+
+
+def plot_timeline(result: dict, out_png: str | Path) -> Path:
+    """Probabilities per label over the window centres (a bar chart for a single window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, windows = result["labels"], result["windows"]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    colors = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    if len(windows) == 1:
+        values = [windows[0]["probabilities"][label] for label in labels]
+        ax.barh(labels, values, color=[colors(i) for i in range(len(labels))])
+        ax.set_xlim(0, 1)
+        ax.invert_yaxis()
+        ax.set_xlabel("probability")
+        ax.set_title(f"{Path(result['video']).name}: whole clip ({result['duration']:.2f} s)")
+    else:
+        centres = [(w["start_time"] + w["end_time"]) / 2 for w in windows]
+        for i, label in enumerate(labels):
+            ax.plot(centres, [w["probabilities"][label] for w in windows], marker="o", markersize=3,
+                    label=label, color=colors(i))
+        ax.set_xlim(0, result["duration"])
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("time (s), window centre")
+        ax.set_ylabel("probability")
+        ax.set_title(f"{Path(result['video']).name}: {result['window_seconds']:g} s windows every "
+                     f"{result['stride_seconds']:g} s")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+# ------------------------------------------------------------------------------------------------
+# Overlay video
+# ------------------------------------------------------------------------------------------------
+class _FrameAnnotations:
+    """Per source frame: the covering window's probabilities and its interpolated box and landmarks."""
+
+    def __init__(self, result: dict):
+        self.labels = result["labels"]
+        self.windows = result["windows"]
+        self.centres = np.array([(w["start_frame"] + w["end_frame"] - 1) / 2 for w in self.windows])
+        self.starts = np.array([w["start_frame"] for w in self.windows])
+        self.ends = np.array([w["end_frame"] for w in self.windows])
+        self.tracks = []
+        for window in self.windows:
+            frames = window["frames"]
+            if not frames or frames[0]["box"] is None:
+                self.tracks.append(None)
+                continue
+            xs, keep = np.unique([f["frame"] for f in frames], return_index=True)
+            boxes = np.array([frames[k]["box"] for k in keep], dtype=np.float64)
+            points = np.array([frames[k]["landmarks"] for k in keep], dtype=np.float64).reshape(len(keep), -1)
+            self.tracks.append((xs.astype(np.float64), boxes, points))
+
+    def window_of(self, frame: int) -> int:
+        inside = (self.starts <= frame) & (frame < self.ends)
+        distance = np.abs(self.centres - frame) + np.where(inside, 0.0, 1e9)
+        return int(distance.argmin())
+
+    def at(self, frame: int):
+        index = self.window_of(frame)
+        window = self.windows[index]
+        probabilities = np.array([window["probabilities"][label] for label in self.labels])
+        track = self.tracks[index]
+        if track is None:
+            return window, probabilities, None, None
+        xs, boxes, points = track
+        box = np.array([np.interp(frame, xs, boxes[:, k]) for k in range(4)])
+        flat = np.array([np.interp(frame, xs, points[:, k]) for k in range(points.shape[1])])
+        return window, probabilities, box, flat.reshape(-1, 2)
+
+
+def draw_frame(image: np.ndarray, labels: list[str], probabilities: np.ndarray, box: np.ndarray | None,
+               landmarks: np.ndarray | None, caption: str = "") -> np.ndarray:
+    """Draw the box, the five points and a probability bar chart on an RGB uint8 frame (in place)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = max(0.5, min(height, width) / 400.0)
+    thickness = max(1, int(round(2 * scale)))
+    # Probability panel, top left, on a darkened background; the face is drawn over it.
+    font, font_scale = cv2.FONT_HERSHEY_SIMPLEX, 0.42 * scale
+    row = max(10, int(round(17 * scale)))
+    name_width = max(cv2.getTextSize(label, font, font_scale, 1)[0][0] for label in labels) + int(8 * scale)
+    bar_width = max(20, int(round(110 * scale)))
+    panel_w = min(width, name_width + bar_width + int(52 * scale))
+    panel_h = min(height, row * len(labels) + int(8 * scale) + (row if caption else 0))
+    region = image[:panel_h, :panel_w]
+    region[:] = (region.astype(np.float32) * 0.4).astype(np.uint8)
+    top = int(np.argmax(probabilities))
+    for i, (label, p) in enumerate(zip(labels, probabilities)):
+        y = int(4 * scale) + i * row
+        color = TOP_BAR_COLOR if i == top else BAR_COLOR
+        cv2.putText(image, label, (int(4 * scale), y + int(row * 0.75)), font, font_scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        x_bar = name_width
+        cv2.rectangle(image, (x_bar, y + 2), (x_bar + int(round(float(p) * bar_width)), y + row - 3), color, -1)
+        cv2.putText(image, f"{100 * float(p):.0f}%", (x_bar + bar_width + int(4 * scale), y + int(row * 0.75)), font,
+                    font_scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if caption:
+        cv2.putText(image, caption, (int(4 * scale), int(4 * scale) + len(labels) * row + int(row * 0.75)), font,
+                    font_scale * 0.9, (220, 220, 220), 1, cv2.LINE_AA)
+    # The face last, so that the panel never hides it.
+    if box is not None:
+        x, y, w, h = box
+        x0, y0 = int(round(np.clip(x, 0, 1) * width)), int(round(np.clip(y, 0, 1) * height))
+        x1, y1 = int(round(np.clip(x + w, 0, 1) * width)), int(round(np.clip(y + h, 0, 1) * height))
+        cv2.rectangle(image, (x0, y0), (x1, y1), BOX_COLOR, thickness, cv2.LINE_AA)
+    if landmarks is not None:
+        for (px, py), color in zip(landmarks, LANDMARK_COLORS):
+            center = (int(round(np.clip(px, 0, 1) * width)), int(round(np.clip(py, 0, 1) * height)))
+            cv2.circle(image, center, max(2, int(round(3 * scale))), color, -1, cv2.LINE_AA)
+    return image
+
+
+def write_overlay(result: dict, out_path: str | Path, max_side: int | None = None) -> int:
+    """Write the annotated video (every source frame, same frame rate); returns the number of frames written."""
+    import av
+    import cv2
+
+    out_path = Path(out_path)
+    suffix = out_path.suffix.lower()
+    if suffix not in OVERLAY_CODECS:
+        raise PredictError(f"--overlay {out_path}: unsupported extension {suffix!r}; use one of {sorted(OVERLAY_CODECS)}")
+    codec, pix_fmt = OVERLAY_CODECS[suffix]
+    annotations = _FrameAnnotations(result)
+    src_w, src_h = int(result["width"]), int(result["height"])
+    factor = min(1.0, max_side / max(src_w, src_h)) if max_side else 1.0
+    width, height = max(2, int(round(src_w * factor))), max(2, int(round(src_h * factor)))
+    enc_w, enc_h = (width + width % 2, height + height % 2) if pix_fmt == "yuv420p" else (width, height)
+    fps = result["fps"]
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    written = 0
+    with av.open(result["video"]) as source, av.open(str(out_path), "w") as target:
+        in_stream = source.streams.video[0]
+        rate = Fraction(in_stream.average_rate).limit_denominator(1001) if in_stream.average_rate else \
+            Fraction(fps).limit_denominator(1001)
+        stream = target.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = enc_w, enc_h, pix_fmt
+        if codec == "libx264":
+            stream.options = {"crf": "20", "preset": "veryfast"}
+        elif codec in ("mpeg4", "libvpx-vp9"):
+            stream.bit_rate = int(2_500_000 * max(1.0, enc_w * enc_h / (640 * 360)))
+        for index, frame in enumerate(source.decode(in_stream)):
+            image = frame.to_ndarray(format="rgb24")
+            if (image.shape[1], image.shape[0]) != (width, height):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            image = np.ascontiguousarray(image)
+            window, probabilities, box, landmarks = annotations.at(index)
+            caption = f"{index / fps:5.2f} s  window {window['start_time']:.2f}-{window['end_time']:.2f} s"
+            draw_frame(image, annotations.labels, probabilities, box, landmarks, caption)
+            if (enc_w, enc_h) != (width, height):
+                image = np.pad(image, ((0, enc_h - height), (0, enc_w - width), (0, 0)), mode="edge")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                target.mux(packet)
+            written += 1
+        for packet in stream.encode():
+            target.mux(packet)
+    return written
+
+
+# ------------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------------
+def _format_probabilities(probabilities: dict[str, float], top_k: int) -> str:
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])[:top_k]
+    return ", ".join(f"{label} {p:.3f}" for label, p in ranked)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="mtcae-predict", description=__doc__.split("\n\n")[0].replace("``", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("video", help="video file (mp4, mov, avi, flv, mkv, webm, ...)")
+    parser.add_argument("--model", required=True, help="trained model folder or Hub repo id")
+    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_SECONDS,
+                        help="window length in seconds (0: one window, the whole clip)")
+    parser.add_argument("--stride", type=float, default=DEFAULT_STRIDE_SECONDS, help="window step in seconds")
+    parser.add_argument("--output_dir", default=".", help="where the timeline files go")
+    parser.add_argument("--name", default=None, help="file name stem of the outputs (default: the video's)")
+    parser.add_argument("--overlay", default=None, metavar="OUT",
+                        help=f"write the annotated video here ({', '.join(sorted(OVERLAY_CODECS))})")
+    parser.add_argument("--overlay_max_side", type=int, default=None, help="downscale the overlay to this size")
+    parser.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
+    parser.add_argument("--top_k", type=int, default=3, help="labels printed per window")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
+    parser.add_argument("--quiet", action="store_true", help="print only the output paths")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from processing.video_processing_mtcae import VideoDecodeError
+
+    args = parse_args(argv)
+    video = Path(args.video)
+    if args.overlay and Path(args.overlay).suffix.lower() not in OVERLAY_CODECS:
+        print(f"mtcae-predict: error: --overlay {args.overlay}: unsupported extension; use one of "
+              f"{', '.join(sorted(OVERLAY_CODECS))}", file=sys.stderr)
+        return 2
+    try:
+        _probe(str(video))  # a bad file fails here, before the model is loaded
+    except VideoDecodeError as error:
+        print(f"mtcae-predict: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        model, processor = load_model(args.model, args.device, args.revision)
+    except (OSError, ValueError) as error:  # PredictError is a ValueError
+        print(f"mtcae-predict: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = predict_video(video, model, processor, args.window, args.stride, args.batch_size)
+        result["model"] = args.model
+        name = args.name or video.stem
+        paths = write_timeline(result, args.output_dir, name)
+        overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
+    except (VideoDecodeError, PredictError) as error:
+        print(f"mtcae-predict: error: {error}", file=sys.stderr)
+        return 2
+
+    if not args.quiet:
+        print(f"{video.name}: {result['num_frames']} frames, {result['fps']:.2f} fps, {result['duration']:.2f} s, "
+              f"{result['width']}x{result['height']}")
+        print(f"whole clip: {_format_probabilities(result['clip']['probabilities'], args.top_k)}")
+        if len(result["windows"]) > 1:
+            print(f"{len(result['windows'])} windows of {args.window:g} s every {args.stride:g} s:")
+            for window in result["windows"]:
+                print(f"  {window['start_time']:6.2f}-{window['end_time']:6.2f} s  "
+                      f"{_format_probabilities(window['probabilities'], args.top_k)}")
+    for kind, path in paths.items():
+        print(f"timeline {kind}: {path}")
+    if args.overlay:
+        print(f"overlay: {args.overlay} ({overlay_frames} frames)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""mtcae-predict on real clips with a model trained by hub_scripts/train.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from importlib.metadata import entry_points
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hub_scripts import predict
+from processing.video_processing_mtcae import MTCAEVideoProcessor, sample_frame_indices
+
+
+def _decode(path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_windows_cover_every_frame():
+    assert predict.plan_windows(72, 30.0, 2.0, 1.0) == [(0, 60), (12, 72)]
+    assert predict.plan_windows(72, 30.0, 3.0, 1.0) == [(0, 72)]  # shorter than a window
+    assert predict.plan_windows(72, 30.0, 0, 1.0) == [(0, 72)]  # --window 0: the whole clip
+    windows = predict.plan_windows(169, 26.4, 2.0, 0.5)
+    assert windows[0] == (0, 53) and windows[-1] == (116, 169)
+    assert all(b[0] - a[0] == 13 for a, b in zip(windows[:-2], windows[1:-1]))
+    covered = np.zeros(169, bool)
+    for start, end in windows:
+        covered[start:end] = True
+    assert covered.all()
+    with pytest.raises(predict.PredictError, match="stride"):
+        predict.plan_windows(100, 25.0, 2.0, 0)
+
+
+def test_boxes_are_mapped_back_to_the_source_frame():
+    # shortest_edge crops the sides of a wide frame: the inverse of map_face_labels must undo it.
+    processor = MTCAEVideoProcessor(resize_mode="shortest_edge", size={"height": 112, "width": 112})
+    boxes = np.array([[0.40, 0.20, 0.15, 0.50], [0.35, 0.30, 0.20, 0.40]])
+    landmarks = np.random.default_rng(0).uniform(0.35, 0.55, (2, 5, 2))
+    geometry = processor.compute_geometry((360, 640))
+    mapped_boxes, mapped_landmarks, mask = processor.map_face_labels(boxes, landmarks, [True, True], (360, 640),
+                                                                     geometry)
+    assert mask.all()
+    back_boxes, back_landmarks = predict._to_source(mapped_boxes.numpy(), mapped_landmarks.numpy(), geometry,
+                                                    (360, 640))
+    np.testing.assert_allclose(back_boxes, boxes, atol=1e-6)
+    np.testing.assert_allclose(back_landmarks, landmarks, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,overlay", [("single_face.mp4", "overlay.gif"), ("face_noface.mov", "overlay.mp4")])
+def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_path, capsys, name, overlay):
+    video = clips_dir / name
+    out = tmp_path / "out"
+    argv = [str(video), "--model", str(trained_output_dir), "--output_dir", str(out), "--overlay",
+            str(tmp_path / overlay)]
+    if overlay.endswith(".gif"):
+        argv += ["--overlay_max_side", "320"]
+    assert predict.main(argv) == 0
+    printed = capsys.readouterr().out
+    stem = video.stem
+    result = json.loads((out / f"{stem}.timeline.json").read_text())
+
+    source_frames = _decode(video)
+    n = len(source_frames)
+    assert result["num_frames"] == n and (result["height"], result["width"]) == source_frames[0].shape[:2]
+    labels = result["labels"]
+    assert labels == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+    windows = result["windows"]
+    assert [(w["start_frame"], w["end_frame"]) for w in windows] == predict.plan_windows(n, result["fps"], 2.0, 1.0)
+    assert len(windows) >= 2 and f"{len(windows)} windows of 2 s" in printed
+    for window in windows:
+        assert abs(sum(window["probabilities"].values()) - 1.0) < 1e-5
+        assert window["label"] == max(window["probabilities"], key=window["probabilities"].get)
+        expected_indices = window["start_frame"] + sample_frame_indices(window["end_frame"] - window["start_frame"], 16)
+        assert [f["frame"] for f in window["frames"]] == expected_indices.tolist()
+        assert all(len(f["box"]) == 4 and np.asarray(f["landmarks"]).shape == (5, 2) for f in window["frames"])
+
+    # The whole-clip result is what the pipeline computes (16 frames over the whole clip, softmax);
+    # with the full-frame resize, boxes normalised to the input are normalised to the source too.
+    model, processor = predict.load_model(str(trained_output_dir))
+    with torch.no_grad():
+        output = model(**processor(str(video), return_tensors="pt"))
+    expected = output.logits.softmax(-1)[0]
+    got = torch.tensor([result["clip"]["probabilities"][label] for label in labels])
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose([f["box"] for f in result["clip"]["frames"]], output.face_boxes[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose([f["landmarks"] for f in result["clip"]["frames"]], output.face_landmarks[0].numpy(),
+                               atol=1e-5)
+    assert [f["frame"] for f in result["clip"]["frames"]] == sample_frame_indices(n, 16).tolist()
+
+    with (out / f"{stem}.timeline.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(windows)
+    assert float(rows[-1][f"p_{labels[0]}"]) == pytest.approx(windows[-1]["probabilities"][labels[0]], abs=1e-6)
+    with Image.open(out / f"{stem}.timeline.png") as png:
+        assert png.format == "PNG" and png.width > 300 and png.height > 200
+
+    # The overlay decodes back with every frame, and the drawing is there.
+    overlay_frames = _decode(tmp_path / overlay)
+    assert len(overlay_frames) == n
+    height, width = overlay_frames[0].shape[:2]
+    if overlay.endswith(".gif"):
+        assert max(height, width) == 320
+    else:
+        assert (height, width) == source_frames[0].shape[:2]
+        panel = (slice(0, 60), slice(0, 100))  # the darkened probability panel, top left
+        assert overlay_frames[0][panel].mean() < 0.7 * source_frames[0][panel].mean()
+        middle = (slice(height // 3, 2 * height // 3), slice(width // 3, 2 * width // 3))
+        difference = np.abs(overlay_frames[n // 2][middle].astype(int) - source_frames[n // 2][middle].astype(int))
+        assert difference.mean() < 12  # away from the drawing, the frame is the source (up to compression)
+
+
+def test_predict_on_a_pushed_repo_with_one_window(pushed_repo, clips_dir, tmp_path):
+    hub, repo_id, revision = pushed_repo
+    video, folder = clips_dir / "single_face.mp4", hub.folder(repo_id, revision)
+    assert predict.main([str(video), "--model", str(folder), "--window", "0", "--output_dir", str(tmp_path),
+                         "--quiet"]) == 0
+    result = json.loads((tmp_path / "single_face.timeline.json").read_text())
+    assert len(result["windows"]) == 1 and result["window_seconds"] is None
+    assert (result["windows"][0]["start_frame"], result["windows"][0]["end_frame"]) == (0, 72)
+    assert result["windows"][0]["probabilities"] == result["clip"]["probabilities"]
+    with Image.open(tmp_path / "single_face.timeline.png") as png:  # a bar chart for one window
+        assert png.format == "PNG"
+
+
+def test_weights_that_do_not_fit_the_code_are_refused(trained_output_dir, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained_output_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = load_file(folder / "model.safetensors")
+    weights.pop("expression_head.linear.weight")
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(predict.PredictError, match="expression_head.linear.weight"):
+        predict.load_model(str(folder))
+
+
+def test_bad_input_gives_clear_errors(tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 20)
+    audio = tmp_path / "audio.mkv"
+    with av.open(str(audio), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    cases = {text: "not a readable video", audio: "no video stream", tmp_path / "missing.mp4": "does not exist"}
+    for path, reason in cases.items():
+        # The model is never loaded for a bad video, so a missing model folder does not matter here.
+        assert predict.main([str(path), "--model", str(tmp_path / "no-model")]) == 2
+        err = capsys.readouterr().err
+        assert f"mtcae-predict: error: Cannot decode video '{path}'" in err and reason in err
+    assert predict.main([str(text), "--model", "m", "--overlay", str(tmp_path / "out.xyz")]) == 2
+    assert "unsupported extension" in capsys.readouterr().err
+
+
+def test_bad_model_gives_a_clear_error(clips_dir, tmp_path, capsys, fake_hub):
+    assert predict.main([str(clips_dir / "single_face.mp4"), "--model", str(tmp_path / "no-model")]) == 2
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_console_scripts_are_installed():
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
+    assert scripts.get("mtcae-predict") == "hub_scripts.predict:main"
+    assert scripts.get("mtcae-push-to-hub") == "hub_scripts.push_to_hub:main"
