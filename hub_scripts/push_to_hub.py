@@ -7,7 +7,7 @@ The repo folder holds everything `transformers` needs, with no copy of this pack
   ``modeling_mtcae.py``;
 - ``video_preprocessor_config.json`` (``auto_map`` for ``AutoVideoProcessor``) and
   ``video_processing_mtcae.py``;
-- ``README.md``: the model card, rendered from ``hub_scripts/model_card.md`` with the run's UAR / WAR
+- ``README.md``: the model card, rendered from ``model_card.md`` (repo root) with the run's UAR / WAR
   in the card's ``model-index`` metadata and in a results table;
 - the run's result files when present (``all_results.json``, ``eval_results.json``,
   ``test_results.json``, ``train_results.json``, ``run_summary.json``, ``confusion_matrix.png``).
@@ -58,6 +58,7 @@ import yaml
 
 logger = logging.getLogger("mtcae.push_to_hub")
 
+# The template lives at the repo root (model_card.md); hub_scripts/model_card.md links to it so wheels ship it.
 MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 CONFIG_FILE = "config.json"
 PROCESSOR_CONFIG_FILE = "video_preprocessor_config.json"

@@ -26,11 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
-from processing.annotation_cache import AnnotationCache
+from processing.annotation_cache import AnnotationCache, sampler_key
 from processing.clip_transform import ClipTransform, find_unreadable_videos
+from processing.datasets import attach_face_labels
 from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 logger = logging.getLogger("mtcae.train")
@@ -93,7 +94,7 @@ class MTCAETrainingArguments(TrainingArguments):
     greater_is_better: bool | None = field(default=True)
     logging_steps: float = field(default=10)
     remove_unused_columns: bool = field(default=False)
-    report_to: str | list[str] | None = field(default="none")
+    report_to: None | str | list[str] = field(default="none")
     dataloader_num_workers: int = field(default=0)
     seed: int = field(default=42)
 
@@ -131,11 +132,25 @@ def load_table(data_args: DataArguments):
     return table, report, Path(root)
 
 
-def split_fold(table, data_args: DataArguments, seed: int):
-    from processing.datasets import add_validation_split, make_folds
+def dataset_folds(table, data_args: DataArguments, seed: int):
+    """Every subject-independent fold of the dataset's scheme (``--fold_scheme`` or the dataset's default)."""
+    from processing.datasets import make_folds
 
     scheme = data_args.fold_scheme or DEFAULT_FOLD_SCHEMES[data_args.dataset]
-    folds = make_folds(table, scheme, k=data_args.num_folds, seed=seed)
+    return make_folds(table, scheme, k=data_args.num_folds, seed=seed)
+
+
+def count_folds(data_args: DataArguments, seed: int = 42) -> int:
+    """How many folds the dataset's scheme gives (renders the synthetic set first if needed)."""
+    table, _, _ = load_table(data_args)
+    return len(dataset_folds(table, data_args, seed))
+
+
+def split_fold(table, data_args: DataArguments, seed: int):
+    from processing.datasets import add_validation_split
+
+    scheme = data_args.fold_scheme or DEFAULT_FOLD_SCHEMES[data_args.dataset]
+    folds = dataset_folds(table, data_args, seed)
     if not 1 <= data_args.fold <= len(folds):
         raise ValueError(f"--fold {data_args.fold} is out of range: scheme {scheme} gives {len(folds)} folds")
     fold = folds[data_args.fold - 1]
@@ -201,7 +216,13 @@ def metrics_function(num_labels: int):
 # ------------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------------
-def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments) -> dict:
+def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
+        callbacks: list | None = None) -> dict:
+    """Train on one fold, keep the best-on-validation model, test it; returns test and validation metrics.
+
+    The returned dict holds ``test_*`` and ``eval_*`` metrics plus ``test_subjects``, ``num_test_clips``,
+    ``class_names`` and ``test_confusion_matrix`` (what :mod:`hub_scripts.cross_validate` tabulates).
+    """
     set_seed(training_args.seed)
     table, report, root = load_table(data_args)
     class_names = table.features["label"].names
@@ -220,21 +241,29 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     model = build_model(model_args, class_names)
     processor = processor_for(model.config, data_args.resize_mode)
     cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
-    cache = AnnotationCache(cache_path) if cache_path.exists() else None
-    if cache is None:
+    if cache_path.exists():
+        cache_key = sampler_key(processor.sampling_mode, processor.num_frames)
+        splits = {name: attach_face_labels(split, AnnotationCache(cache_path), cache_key)
+                  for name, split in splits.items()}
+    else:
         logger.warning("No face-label cache at %s: training the expression task alone on these clips "
                        "(run mtcae-annotate to add the face tasks).", cache_path)
-    splits["train"].set_transform(ClipTransform(processor, cache, train=True))
+    splits["train"].set_transform(ClipTransform(processor, train=True))
     for name in ("validation", "test"):
-        splits[name].set_transform(ClipTransform(processor, cache, train=False))
+        splits[name].set_transform(ClipTransform(processor, train=False))
 
-    trainer = Trainer(
+    from hub_scripts.push_to_hub import MTCAETrainer
+
+    # MTCAETrainer: Trainer whose Hub pushes upload the self-contained repo (code, processor, card).
+    trainer = MTCAETrainer(
         model=model,
         args=training_args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=processor,
         compute_metrics=metrics_function(len(class_names)),
+        callbacks=callbacks,
+        hub_card_kwargs={"dataset": data_args.dataset, "base_model": model_args.encoder},
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()  # the best checkpoint (load_best_model_at_end), with processor and code
@@ -248,16 +277,18 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     test_metrics = dict(prediction.metrics)
     trainer.log_metrics("test", test_metrics)
     trainer.save_metrics("test", test_metrics)
-    summary = {"fold": data_args.fold, "train_subjects": fold.train_subjects, "val_subjects": fold.val_subjects,
+    summary = {"dataset": data_args.dataset, "fold": data_args.fold, "world_size": training_args.world_size, "train_subjects": fold.train_subjects, "val_subjects": fold.val_subjects,
                "test_subjects": fold.test_subjects, "class_names": class_names,
-               "unreadable_videos": bad_videos, "invalid_files": report.invalid, "skipped_files": report.skipped}
+               "unreadable_videos": bad_videos, "invalid_files": report.invalid, "skipped_files": report.skipped,
+               "training_args": training_args.to_sanitized_dict()}
+    from hub_scripts.metrics.dfer_metrics import compute_dfer_metrics
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    detail = compute_dfer_metrics(np.argmax(logits, -1), prediction.label_ids, num_labels=len(class_names))
+    summary["test_confusion_matrix"] = detail["confusion_matrix"]
     if trainer.is_world_process_zero():
-        from hub_scripts.metrics.dfer_metrics import compute_dfer_metrics
         from hub_scripts.plots import plot_confusion_matrix
 
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        detail = compute_dfer_metrics(np.argmax(logits, -1), prediction.label_ids, num_labels=len(class_names))
-        summary["test_confusion_matrix"] = detail["confusion_matrix"]
         plot_confusion_matrix(np.asarray(detail["confusion_matrix"]), class_names,
                               Path(training_args.output_dir) / "confusion_matrix.png",
                               title=f"{data_args.dataset} fold {data_args.fold}: test UAR {detail['uar']:.3f}")
@@ -271,7 +302,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
         print(f"Model, processor and code saved to {training_args.output_dir}")
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message=f"MTCAE-DFER {data_args.dataset} fold {data_args.fold}")
-    return {**test_metrics, **{f"eval_{k}" if not k.startswith("eval_") else k: v for k, v in eval_metrics.items()}}
+    return {**test_metrics, **eval_metrics, "test_subjects": fold.test_subjects, "num_test_clips": len(splits["test"]),
+            "class_names": class_names, "test_confusion_matrix": detail["confusion_matrix"]}
 
 
 def parse_args(argv: list[str] | None = None):

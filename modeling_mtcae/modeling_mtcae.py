@@ -9,6 +9,7 @@ Expression Recognition", arXiv 2412.18988. Layer sizes follow the authors' Tenso
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +105,77 @@ class MTCAEForVideoClassificationOutput(ModelOutput):
 # ----------------------------------------------------------------------------------------------
 # Decoder building blocks
 # ----------------------------------------------------------------------------------------------
+class _CPUAttentionWithDropout(torch.autograd.Function):
+    """`dropout(softmax(q @ k^T * scale)) @ v` for float32 CPU tensors, with a lean backward.
+
+    PyTorch's CPU flash-attention kernel has no dropout, so `F.scaled_dot_product_attention` with
+    `dropout_p > 0` falls back on CPU to its unfused math path: a "safe" softmax with extra passes
+    over the (tokens x tokens) scores, a Bernoulli mask that is slow to draw, a separate rescale
+    pass, and three (tokens x tokens) tensors kept for backward. This function computes the same
+    thing with fewer passes: the keep mask (1.0 / 0.0) is written in place over a `torch.rand`
+    draw, the `1 / (1 - p)` rescale is applied to the small (tokens x head_dim) results instead of
+    the scores, and backward keeps only the probabilities and the mask (8 bytes per score instead
+    of 12), recomputing the dropped probabilities.
+    """
+
+    @staticmethod
+    def forward(ctx, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, dropout: float):
+        scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
+        probs = torch.softmax(scores, dim=-1)
+        del scores
+        # Keep with probability 1 - p: rand >= p. Written in place as 1.0 / 0.0 in the draw's own
+        # float tensor (a bool mask would be cast to float again by every multiply).
+        keep = torch.rand(probs.shape, dtype=torch.float32, device=probs.device).ge_(dropout)
+        keep_scale = 1.0 / (1.0 - dropout)
+        ctx.scale, ctx.keep_scale = scale, keep_scale
+        ctx.save_for_backward(query, key, value, probs, keep)
+        return torch.matmul(probs * keep, value).mul_(keep_scale)
+
+    @staticmethod
+    def backward(ctx, grad_context: torch.Tensor):
+        query, key, value, probs, keep = ctx.saved_tensors
+        grad_value = torch.matmul((probs * keep).transpose(-2, -1), grad_context).mul_(ctx.keep_scale)
+        grad_probs = torch.matmul(grad_context, value.transpose(-2, -1)).mul_(keep)
+        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+        del grad_probs
+        factor = ctx.scale * ctx.keep_scale
+        grad_query = torch.matmul(grad_scores, key).mul_(factor)
+        grad_key = torch.matmul(grad_scores.transpose(-2, -1), query).mul_(factor)
+        return grad_query, grad_key, grad_value, None, None
+
+
+class MTCAEDropout(nn.Dropout):
+    """`nn.Dropout` with a cheaper mask for float32 CPU tensors.
+
+    The keep mask is a `torch.rand` draw compared with `p` in place (about 2x faster, forward and
+    backward, than the `bernoulli_` draw `F.dropout` makes on CPU). Same distribution and the same
+    `1 / (1 - p)` scaling; only the random stream differs. Anywhere else (CUDA has a fused dropout
+    kernel; other dtypes; `inplace=True`) it is `nn.Dropout`.
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if (
+            not self.training
+            or self.p == 0.0
+            or self.inplace
+            or input.device.type != "cpu"
+            or input.dtype != torch.float32
+        ):
+            return super().forward(input)
+        keep = torch.rand(input.shape, dtype=torch.float32, device=input.device).ge_(self.p)
+        return input * keep.mul_(1.0 / (1.0 - self.p))
+
+
+def _use_cpu_dropout_attention(query: torch.Tensor, dropout: float) -> bool:
+    """Whether `_CPUAttentionWithDropout` applies: float32 CPU tensors, dropout on, no CPU autocast."""
+    return (
+        dropout > 0.0
+        and query.device.type == "cpu"
+        and query.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
 class MTCAECrossAttention(nn.Module):
     """Multi-head cross-attention in the Keras `MultiHeadAttention` layout of the notebook.
 
@@ -146,6 +218,8 @@ class MTCAECrossAttention(nn.Module):
         if output_attentions or self.config._attn_implementation == "eager":
             weights = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1, dtype=torch.float32).to(q.dtype)
             context = F.dropout(weights, p=dropout, training=self.training) @ v
+        elif _use_cpu_dropout_attention(q, dropout):
+            context = _CPUAttentionWithDropout.apply(q, k, v, self.scale, dropout)
         else:
             context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
         batch, _, tokens, _ = context.shape
@@ -162,7 +236,7 @@ class MTCAEDecoderMLP(nn.Module):
         self.fc2 = nn.Linear(config.decoder_intermediate_size, config.decoder_hidden_size)
         self.act = ACT2FN[config.decoder_hidden_act]
         self.output_act = ACT2FN[config.decoder_hidden_act] if config.decoder_mlp_output_activation else nn.Identity()
-        self.dropout = nn.Dropout(config.decoder_dropout)
+        self.dropout = MTCAEDropout(config.decoder_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.dropout(self.act(self.fc1(hidden_states)))
@@ -233,7 +307,7 @@ class MTCAEProjection(nn.Module):
         super().__init__()
         encoder_width = config.encoder_config.hidden_size
         self.norm = nn.LayerNorm(encoder_width, eps=config.layer_norm_eps) if config.projection_norm else None
-        self.dropout = nn.Dropout(config.projection_dropout)
+        self.dropout = MTCAEDropout(config.projection_dropout)
         self.linear = nn.Linear(encoder_width, config.projection_dim, bias=config.projection_bias)
 
     def forward(self, encoder_tokens: torch.Tensor) -> torch.Tensor:
@@ -248,7 +322,7 @@ class MTCAEPooledHead(nn.Module):
     def __init__(self, config: MTCAEConfig, out_features: int):
         super().__init__()
         self.norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.head_dropout)
+        self.dropout = MTCAEDropout(config.head_dropout)
         self.linear = nn.Linear(config.decoder_hidden_size, out_features)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -416,6 +490,10 @@ class MTCAEModel(MTCAEPreTrainedModel):
         )
         self.post_init()
         self.set_encoder_frozen(config.freeze_encoder)
+        # save_pretrained writes VideoMAE's query/value biases under their original names (q_bias, v_bias)
+        # and from_pretrained renames them back; a plain load_state_dict of such a file (Trainer's
+        # resume_from_checkpoint and load_best_model_at_end) needs the same renaming.
+        self.register_load_state_dict_pre_hook(_rename_videomae_qv_biases)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.encoder.embeddings.patch_embeddings
@@ -641,6 +719,16 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
             **losses,
         )
         return output if return_dict else output.to_tuple()
+
+
+_VIDEOMAE_QV_BIAS = re.compile(r"(attention\.attention)\.(q|v)_bias$")
+
+
+def _rename_videomae_qv_biases(module, state_dict, prefix, *args, **kwargs) -> None:
+    """Load-state-dict pre-hook: `...attention.attention.q_bias` -> `...attention.attention.query.bias` (and v)."""
+    for key in [k for k in state_dict if k.startswith(prefix) and _VIDEOMAE_QV_BIAS.search(k)]:
+        new_key = _VIDEOMAE_QV_BIAS.sub(lambda m: f"{m.group(1)}.{'query' if m.group(2) == 'q' else 'value'}.bias", key)
+        state_dict[new_key] = state_dict.pop(key)
 
 
 def _add(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:

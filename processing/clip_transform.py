@@ -25,7 +25,8 @@ class ClipTransform:
 
     Args:
         processor: the video processor (frame count, size, resize mode, normalisation).
-        annotation_cache: face labels; `None` trains the expression task alone (no face targets).
+        annotation_cache: face labels, used for rows without joined ``face_*`` columns (see
+            :func:`processing.datasets.attach_face_labels`); with neither, the expression task trains alone.
         train: random temporal jitter inside the uniform segments (training augmentation).
     """
 
@@ -42,7 +43,14 @@ class ClipTransform:
         generator = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if self.train else None
         videos = batch["video"]
         face_labels = None
-        if self.annotation_cache is not None:
+        if "face_boxes" in batch:  # joined by processing.datasets.attach_face_labels
+            face_labels = [
+                None if len(boxes) == 0 else
+                {"frame_indices": indices, "boxes": boxes, "landmarks": landmarks, "mask": mask}
+                for indices, boxes, landmarks, mask in zip(
+                    batch["face_frame_indices"], batch["face_boxes"], batch["face_landmarks"], batch["face_mask"])
+            ]
+        elif self.annotation_cache is not None:
             face_labels = [self.annotation_cache.get(rel, self.cache_key) for rel in batch["rel_path"]]
         encoded = self.processor(
             videos,

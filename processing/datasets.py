@@ -171,8 +171,68 @@ def _build(rows: list[dict], class_names: Sequence[str], report: LoadReport, ext
     return Dataset.from_dict(columns, features=features, info=info)
 
 
-def _finish(dataset, report: LoadReport, return_report: bool):
+def _finish(dataset, report: LoadReport, return_report: bool, annotations=None):
+    if annotations is not None:
+        dataset = attach_face_labels(dataset, annotations)
     return (dataset, report) if return_report else dataset
+
+
+FACE_LABEL_FEATURES = ("face_frame_indices", "face_boxes", "face_landmarks", "face_mask")
+
+
+def attach_face_labels(dataset, annotations, sampler_key: str | None = None):
+    """Join the face labels of each video from an annotation cache as columns of the dataset.
+
+    Args:
+        dataset: a dataset from one of the adapters (``rel_path`` is the cache key).
+        annotations: an :class:`~processing.annotation_cache.AnnotationCache` or the path of its Parquet file.
+        sampler_key: the cache rows to take (e.g. ``"uniform:16"``); ``None`` takes ``"all"`` rows (every
+            frame, as the synthetic set writes them) or else the path's only row.
+
+    Returns:
+        The dataset with ``face_frame_indices`` (source frame indices), ``face_boxes`` (x, y, w, h),
+        ``face_landmarks`` (5 x (x, y)) and ``face_mask`` columns, normalised to the source frame, as
+        :class:`~processing.clip_transform.ClipTransform` and ``MTCAEVideoProcessor(face_labels=...)``
+        take them; empty lists for a video the cache lacks (logged), so no frame of it trains the face heads.
+    """
+    from datasets import Sequence as HFSequence
+    from datasets import Value
+
+    from .annotation_cache import AnnotationCache
+
+    cache = annotations if isinstance(annotations, AnnotationCache) else AnnotationCache(annotations)
+    by_path: dict[str, list[str]] = {}
+    for path, key in cache.keys():
+        by_path.setdefault(path, []).append(key)
+    columns = {name: [] for name in FACE_LABEL_FEATURES}
+    missing = []
+    for rel in dataset["rel_path"]:
+        keys = by_path.get(rel, [])
+        key = sampler_key if sampler_key in keys else ("all" if "all" in keys else (keys[0] if len(keys) == 1 else None))
+        labels = cache.get(rel, key) if key is not None else None
+        if labels is None:
+            missing.append(rel)
+            for name in FACE_LABEL_FEATURES:
+                columns[name].append([])
+            continue
+        columns["face_frame_indices"].append(np.asarray(labels.frame_indices).tolist())
+        columns["face_boxes"].append(np.asarray(labels.boxes).tolist())
+        columns["face_landmarks"].append(np.asarray(labels.landmarks).tolist())
+        columns["face_mask"].append(np.asarray(labels.mask).tolist())
+    if missing:
+        logger.warning("%d of %d videos have no face labels in %s (their face losses are masked), e.g. %s",
+                       len(missing), len(dataset), getattr(cache, "path", annotations), missing[:3])
+    features = {
+        "face_frame_indices": HFSequence(Value("int32")),
+        "face_boxes": HFSequence(HFSequence(Value("float32"), length=4)),
+        "face_landmarks": HFSequence(HFSequence(HFSequence(Value("float32"), length=2), length=5)),
+        "face_mask": HFSequence(Value("bool")),
+    }
+    for name in FACE_LABEL_FEATURES:
+        if name in dataset.column_names:
+            dataset = dataset.remove_columns(name)
+        dataset = dataset.add_column(name, columns[name], feature=features[name])
+    return dataset
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -186,6 +246,7 @@ def load_ravdess(
     vocal: str = "speech",
     modalities: Sequence[str] = ("01", "02"),
     return_report: bool = False,
+    annotations: str | os.PathLike | None = None,
 ):
     """RAVDESS (and the synthetic set): ``Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4``.
 
@@ -196,6 +257,7 @@ def load_ravdess(
         modalities: modality codes to keep: "01" audio-video, "02" video-only ("03" audio-only has no video
             and is rejected).
         return_report: also return the :class:`LoadReport`.
+        annotations: a face-label cache (``mtcae-annotate`` output) to join; see :func:`attach_face_labels`.
 
     Returns:
         A ``Dataset`` with columns video, rel_path, label, subject (actor code "01".."24"), actor (int),
@@ -276,7 +338,7 @@ def load_ravdess(
         "statement": Value("int32"),
         "repetition": Value("int32"),
     }
-    return _finish(_build(rows, class_names, report, extra), report, return_report)
+    return _finish(_build(rows, class_names, report, extra), report, return_report, annotations)
 
 
 def load_crema_d(
@@ -284,6 +346,7 @@ def load_crema_d(
     extensions: Sequence[str] = (".flv",),
     skip_broken: bool = True,
     return_report: bool = False,
+    annotations: str | os.PathLike | None = None,
 ):
     """CREMA-D: ``VideoFlash/AAAA_SSS_EEE_LL.flv`` (or the files directly in ``root``).
 
@@ -292,6 +355,7 @@ def load_crema_d(
         extensions: video extensions to load; e.g. ``(".mp4",)`` for a converted copy.
         skip_broken: skip the known broken files :data:`CREMA_D_BROKEN` (logged).
         return_report: also return the :class:`LoadReport`.
+        annotations: a face-label cache (``mtcae-annotate`` output) to join; see :func:`attach_face_labels`.
 
     Returns:
         A ``Dataset`` with columns video, rel_path, label (:data:`CREMA_D_CLASSES`), subject (actor id
@@ -337,7 +401,7 @@ def load_crema_d(
             )
         )
     extra = {"actor": Value("int32"), "sentence": Value("string"), "level": Value("string")}
-    return _finish(_build(rows, CREMA_D_CLASSES, report, extra), report, return_report)
+    return _finish(_build(rows, CREMA_D_CLASSES, report, extra), report, return_report, annotations)
 
 
 def load_mead(
@@ -345,6 +409,7 @@ def load_mead(
     views: Sequence[str] = ("front",),
     levels: Sequence[int] = (1, 2, 3),
     return_report: bool = False,
+    annotations: str | os.PathLike | None = None,
 ):
     """MEAD: ``SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4`` (8 classes; neutral only at level 1).
 
@@ -353,6 +418,7 @@ def load_mead(
         views: camera views to keep, from :data:`MEAD_VIEWS`.
         levels: intensity levels to keep, from 1-3.
         return_report: also return the :class:`LoadReport`.
+        annotations: a face-label cache (``mtcae-annotate`` output) to join; see :func:`attach_face_labels`.
 
     Returns:
         A ``Dataset`` with columns video, rel_path, label (:data:`MEAD_CLASSES`), subject (e.g. "M003"),
@@ -406,7 +472,7 @@ def load_mead(
             )
         )
     extra = {"view": Value("string"), "level": Value("int32"), "clip": Value("string")}
-    return _finish(_build(rows, MEAD_CLASSES, report, extra), report, return_report)
+    return _finish(_build(rows, MEAD_CLASSES, report, extra), report, return_report, annotations)
 
 
 def load_video_folder(
@@ -415,6 +481,7 @@ def load_video_folder(
     subject_regex: str | None = None,
     extensions: Sequence[str] = VIDEO_EXTENSIONS,
     return_report: bool = False,
+    annotations: str | os.PathLike | None = None,
 ):
     r"""A generic layout: ``root/{class_name}/**/*.mp4`` (one folder per class, any depth below it).
 
@@ -428,6 +495,7 @@ def load_video_folder(
             match keep subject "unknown", are loaded, and are listed in ``report.warnings``.
         extensions: video extensions to load.
         return_report: also return the :class:`LoadReport`.
+        annotations: a face-label cache (``mtcae-annotate`` output) to join; see :func:`attach_face_labels`.
 
     Returns:
         A ``Dataset`` with columns video, rel_path, label, subject; and the report if asked.
@@ -463,7 +531,7 @@ def load_video_folder(
     if unparsed:
         logger.warning("subject_regex %r matched no subject in %d files (subject 'unknown'), e.g. %s",
                        subject_regex, len(unparsed), unparsed[:5])
-    return _finish(_build(rows, class_names, report, {}), report, return_report)
+    return _finish(_build(rows, class_names, report, {}), report, return_report, annotations)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -665,7 +733,9 @@ __all__ = [
     "RAVDESS_7_CLASSES",
     "RAVDESS_8_CLASSES",
     "VIDEO_EXTENSIONS",
+    "FACE_LABEL_FEATURES",
     "add_validation_split",
+    "attach_face_labels",
     "load_crema_d",
     "load_mead",
     "load_ravdess",

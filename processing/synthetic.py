@@ -54,7 +54,7 @@ from .annotation_cache import ALL_FRAMES, AnnotationCache, FaceLabels
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 """Bump when the rendering changes, so existing sets on disk are regenerated."""
 
 SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -150,22 +150,22 @@ def _actor_style(seed: int, actor: int) -> ActorStyle:
     rng = np.random.default_rng([seed, actor, 7919])
     tone = rng.uniform(0.0, 1.0)
     skin = (1 - tone) * _SKIN_LIGHT + tone * _SKIN_DARK + rng.normal(0, 6, 3)
-    lip = skin * np.array([0.72, 0.45, 0.45]) + np.array([60, 5, 15])
+    lip = skin * np.array([0.5, 0.25, 0.28]) + np.array([90, 5, 20])
     hair = _HAIR_COLORS[rng.integers(len(_HAIR_COLORS))] + rng.normal(0, 6, 3)
     iris = _IRIS_COLORS[rng.integers(len(_IRIS_COLORS))] + rng.normal(0, 5, 3)
     return ActorStyle(
         face_rx=rng.uniform(0.68, 0.82),
         eye_sep=rng.uniform(0.27, 0.35),
         eye_y=rng.uniform(-0.2, -0.1),
-        eye_w=rng.uniform(0.12, 0.15),
-        eye_h=rng.uniform(0.055, 0.075),
+        eye_w=rng.uniform(0.16, 0.2),
+        eye_h=rng.uniform(0.08, 0.1),
         brow_gap=rng.uniform(0.13, 0.18),
-        brow_thick=rng.uniform(0.05, 0.075),
+        brow_thick=rng.uniform(0.07, 0.1),
         nose_y=rng.uniform(0.18, 0.28),
         nose_w=rng.uniform(0.07, 0.1),
         mouth_y=rng.uniform(0.5, 0.58),
-        mouth_w=rng.uniform(0.18, 0.24),
-        lip_thick=rng.uniform(0.03, 0.05),
+        mouth_w=rng.uniform(0.25, 0.3),
+        lip_thick=rng.uniform(0.05, 0.07),
         skin=tuple(np.clip(skin, 0, 255).tolist()),
         lip=tuple(np.clip(lip, 0, 255).tolist()),
         hair=tuple(np.clip(hair, 0, 255).tolist()),
@@ -458,14 +458,14 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     apex = np.zeros(len(_PARAMS))
     for name, value in _APEX[emotion].items():
         apex[_P[name]] = value
-    gain = rng.uniform(0.65, 0.85) if job["intensity"] == 1 else rng.uniform(0.9, 1.1)
+    gain = rng.uniform(0.8, 1.0) if job["intensity"] == 1 else rng.uniform(1.0, 1.2)
     apex = apex * gain * np.asarray(style.expressiveness) * rng.uniform(0.85, 1.15, len(_PARAMS))
     onset = rng.uniform(0.08, 0.3)
     ramp = rng.uniform(0.15, 0.35)
     progress = _smoothstep((np.arange(n) / max(n - 1, 1) - onset) / ramp)
     progress = progress * (1 - 0.08 * (1 + np.sin(2 * np.pi * rng.uniform(0.2, 0.6) * time + rng.uniform(0, 6))) / 2)
     # Class-independent small facial movements (e.g. a brief brow flash or lip movement).
-    noise_amp = rng.uniform(0.0, 0.18, len(_PARAMS))
+    noise_amp = rng.uniform(0.0, 0.1, len(_PARAMS))
     noise_freq = rng.uniform(0.2, 0.9, len(_PARAMS))
     noise_phase = rng.uniform(0, 2 * np.pi, len(_PARAMS))
     expr = progress[:, None] * apex[None, :] + noise_amp * np.sin(2 * np.pi * noise_freq * time[:, None] + noise_phase)
@@ -474,7 +474,7 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     talk = np.zeros(n)
     if rng.uniform() < 0.7:
         f = rng.uniform(2.5, 5.0)
-        talk = rng.uniform(0.5, 1.2) * np.clip(np.sin(2 * np.pi * f * time + rng.uniform(0, 6)), 0, None)
+        talk = rng.uniform(0.3, 0.7) * np.clip(np.sin(2 * np.pi * f * time + rng.uniform(0, 6)), 0, None)
         talk *= 0.6 + 0.4 * np.abs(np.sin(2 * np.pi * rng.uniform(0.3, 0.8) * time))
     # Blinks: 3-5 frame lid closures at random times.
     blink = np.ones(n)
@@ -489,7 +489,7 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     gaze = np.clip(gaze + rng.uniform(-0.4, 0.4, 2), -1, 1)
 
     # Head pose: scale, position and rotation with drift and sway, kept fully inside the frame.
-    scale0 = rng.uniform(0.22, 0.33) * height
+    scale0 = rng.uniform(*job["face_scale"]) * height
     scale = scale0 * (1 + rng.uniform(-0.08, 0.08) * time / max(time[-1], 1e-6)
                       + 0.02 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * time))
     angle = np.deg2rad(rng.uniform(-8, 8) + rng.uniform(2, 7) * np.sin(2 * np.pi * rng.uniform(0.15, 0.6) * time
@@ -602,6 +602,7 @@ def _plan_jobs(root: Path, settings: dict) -> list[dict]:
                         num_frames=int(rng.integers(low, high + 1)),
                         fps=settings["fps"],
                         size=tuple(settings["size"]),
+                        face_scale=tuple(settings["face_scale"]),
                         rel_path=rel_path,
                         out_path=str(root / rel_path),
                     )
@@ -639,6 +640,7 @@ def generate_synthetic_dfer(
     overwrite: bool = False,
     num_frames_jitter: float = 0.25,
     progress: bool = True,
+    face_scale: Sequence[float] = (0.22, 0.33),
 ) -> Path:
     """Render the synthetic DFER set (RAVDESS layout + exact face labels) into ``root``.
 
@@ -660,6 +662,8 @@ def generate_synthetic_dfer(
         overwrite: regenerate even when a complete set with the same settings exists.
         num_frames_jitter: relative clip length spread (0 = every clip has ``num_frames`` frames).
         progress: show a tqdm bar.
+        face_scale: range of the face's half height as a fraction of the frame height (0.5 = the face
+            fills the frame height); larger values give close-ups like face-cropped DFER sets.
 
     Returns:
         ``root`` as a ``Path``.
@@ -674,6 +678,9 @@ def generate_synthetic_dfer(
         raise ValueError("clips_per_class must be in 1..8 (the RAVDESS intensity/statement/repetition codes)")
     if num_frames < 2:
         raise ValueError("num_frames must be at least 2")
+    low_scale, high_scale = (float(v) for v in face_scale)
+    if not 0.05 <= low_scale <= high_scale <= 0.47:
+        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), got {face_scale}")
     settings = dict(
         num_actors=int(num_actors),
         clips_per_class=int(clips_per_class),
@@ -682,6 +689,7 @@ def generate_synthetic_dfer(
         size=[height, width],
         fps=int(fps),
         seed=int(seed),
+        face_scale=[low_scale, high_scale],
         codec=_encoder_settings()[0],
     )
     if not overwrite and _is_complete(root, settings):

@@ -149,12 +149,90 @@ def _pyav_index(container, stream) -> tuple[list[int] | None, list[int], int]:
     return pts_sorted, sorted(position[p] for p in keyframe_pts), count
 
 
-def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8):
+MAX_DECODER_THREADS = 4  # more frame threads only add frames decoded past each sampled one
+
+
+def _decoder_threads() -> int:
+    """Decoder threads: torch's intra-op thread count (1 inside DataLoader workers, so no
+    oversubscription), at most ``MAX_DECODER_THREADS``."""
+    return max(1, min(MAX_DECODER_THREADS, int(torch.get_num_threads())))
+
+
+def _configure_pyav_decoder(stream, threads: int) -> None:
+    """Frame + slice threading with ``threads`` threads (threaded decoding gives the same pixels)."""
+    if threads > 1:
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+
+
+def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
+                           seek_min_gap: int) -> dict[int, np.ndarray]:
+    """Decode the frames at positions ``wanted`` (sorted), feeding packets to the decoder one by one.
+
+    Packets of frames that are not wanted are decoded with ``skip_frame="NONREF"``: the decoder
+    drops them when no other frame references them (most B-frames) and decodes them otherwise, so
+    every wanted frame still gets exactly the pixels a full decode gives. Only wanted frames are
+    converted to RGB. When a keyframe at or before the next target lies more than
+    ``seek_min_gap`` frames ahead of the decoder, the demuxer seeks to it.
+    """
+    codec = stream.codec_context
+    position = {p: i for i, p in enumerate(pts_sorted)}
+    wanted_set = set(wanted)
+    frames: dict[int, np.ndarray] = {}
+    packets = None
+    last_decoded = -1  # position of the last frame the decoder produced
+
+    def receive(decoded) -> None:
+        nonlocal last_decoded
+        for frame in decoded:
+            index = position.get(frame.pts)
+            if index is None:  # a frame the demuxer index does not know (e.g. edit-list leftovers)
+                continue
+            last_decoded = index
+            if index in wanted_set and index not in frames:
+                frames[index] = frame.to_ndarray(format="rgb24")
+
+    for target in wanted:
+        if target in frames:
+            continue
+        keyframe = max((k for k in keyframes if k <= target), default=0)
+        if packets is None or keyframe - last_decoded > seek_min_gap:
+            container.seek(pts_sorted[keyframe], stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+        while target not in frames:
+            packet = next(packets, None)
+            if packet is None or packet.size == 0:
+                # End of stream: drain the decoder. Every wanted frame after the last seek has been
+                # fed undropped, so the ones still missing are not decodable (corrupt tail).
+                codec.skip_frame = "DEFAULT"
+                receive(codec.decode(None))
+                return frames
+            index = position.get(packet.pts)
+            codec.skip_frame = "DEFAULT" if index in wanted_set and index not in frames else "NONREF"
+            receive(codec.decode(packet))
+    codec.skip_frame = "DEFAULT"
+    return frames
+
+
+def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Without usable timestamps: decode from the start, counting frames (never seeks or skips)."""
+    wanted_set, last = set(wanted), wanted[-1]
+    frames: dict[int, np.ndarray] = {}
+    container.seek(0)
+    for index, frame in enumerate(container.decode(stream)):
+        if index in wanted_set:
+            frames[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            break
+    return frames
+
+
+def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8, threads: int | None = None):
     """Decode only what the sampled frames need with PyAV.
 
-    Frames are converted to RGB only when sampled; when a keyframe lies more than
-    ``seek_min_gap`` frames ahead of the decoder, the demuxer seeks to it instead of decoding the
-    frames in between.
+    Frames are converted to RGB only when sampled; unwanted frames that no other frame references
+    are not decoded at all; keyframes are sought to when that skips more than ``seek_min_gap``
+    frames. ``threads`` decoder threads (default: ``torch.get_num_threads()``).
     """
     import av
 
@@ -174,37 +252,11 @@ def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8):
             raise VideoDecodeError(path, "the video stream has no frames")
         indices = np.asarray(indices_fn(num_packets), dtype=np.int64)
         wanted = sorted(set(indices.tolist()))
-        wanted_set = set(wanted)
-        position = {p: i for i, p in enumerate(pts_sorted)} if pts_sorted is not None else None
-
-        frames: dict[int, np.ndarray] = {}
-        last_decoded = -1  # position of the last frame the decoder produced
-        decoder = None
-        sequential_position = -1
-        for target in wanted:
-            if target in frames:
-                continue
-            # Seek when a keyframe at or before the target is far enough ahead of the decoder.
-            keyframe = max((k for k in keyframes if k <= target), default=0)
-            if position is not None and (decoder is None or keyframe - last_decoded > seek_min_gap):
-                container.seek(pts_sorted[keyframe], stream=stream, backward=True, any_frame=False)
-                decoder = container.decode(stream)
-            elif decoder is None:
-                container.seek(0)
-                decoder = container.decode(stream)
-            for frame in decoder:
-                if position is not None:
-                    index = position.get(frame.pts)
-                    if index is None:  # a frame the demuxer index does not know (e.g. edit-list leftovers)
-                        continue
-                else:  # no usable timestamps: count frames from the start (never seeks then)
-                    sequential_position += 1
-                    index = sequential_position
-                last_decoded = index
-                if index in wanted_set and index not in frames:
-                    frames[index] = frame.to_ndarray(format="rgb24")
-                if index >= target:
-                    break
+        _configure_pyav_decoder(stream, _decoder_threads() if threads is None else threads)
+        if pts_sorted is not None:
+            frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, keyframes, seek_min_gap)
+        else:
+            frames = _decode_sampled_sequentially(container, stream, wanted)
         width, height = stream.codec_context.width, stream.codec_context.height
         fps = float(stream.average_rate) if stream.average_rate else 0.0
     except VideoDecodeError:

@@ -308,3 +308,53 @@ def test_split_file_folds(tmp_path):
         make_folds(subjects, bad)
     with pytest.raises(ValueError):
         make_folds(subjects, "nonsense")
+
+
+# ---------------------------------------------------------------------------------------------- face labels
+
+
+def test_face_labels_are_joined_from_the_annotation_cache(ravdess_root, caplog):
+    import numpy as np
+    import torch
+
+    from processing.annotation_cache import AnnotationCache, FaceLabels
+    from processing.clip_transform import ClipTransform
+
+    labelled = "Actor_01/01-01-03-01-01-01-01.mp4"
+    cache = AnnotationCache(ravdess_root / "face_labels.parquet")
+    rng = np.random.default_rng(0)
+    labels = FaceLabels(frame_indices=np.arange(0, 32, 2), boxes=rng.uniform(0.1, 0.4, (16, 4)).astype(np.float32),
+                        landmarks=rng.uniform(0.2, 0.5, (16, 5, 2)).astype(np.float32),
+                        mask=np.arange(16) % 5 != 0, scores=np.ones(16, np.float32), width=64, height=48,
+                        num_source_frames=32)
+    cache.add(labelled, "uniform:16", labels, detector="mtcnn")
+    cache.save()
+
+    with caplog.at_level(logging.WARNING):
+        dataset = load_ravdess(ravdess_root, annotations=ravdess_root / "face_labels.parquet")
+    rows = _by_rel(dataset)
+    row = rows[labelled]
+    np.testing.assert_array_equal(row["face_frame_indices"], labels.frame_indices)
+    np.testing.assert_allclose(row["face_boxes"], labels.boxes, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(row["face_landmarks"], labels.landmarks, rtol=0, atol=1e-7)
+    assert row["face_mask"] == labels.mask.tolist()
+    unlabelled = [r for rel, r in rows.items() if rel != labelled]
+    assert unlabelled and all(r["face_boxes"] == [] and r["face_mask"] == [] for r in unlabelled)
+    assert "have no face labels" in caplog.text
+
+    # ClipTransform hands the joined labels to the processor as they are.
+    class RecordingProcessor:
+        sampling_mode, num_frames = "uniform", 16
+
+        def __call__(self, videos, face_labels=None, **kwargs):
+            self.face_labels = face_labels
+            n = len(videos)
+            return {"pixel_values": torch.zeros(n, 1), "face_boxes": torch.zeros(n, 16, 4),
+                    "face_landmarks": torch.zeros(n, 16, 5, 2), "face_mask": torch.zeros(n, 16, dtype=torch.bool)}
+
+    processor = RecordingProcessor()
+    batch = dataset.select([list(rows).index(labelled), list(rows).index(next(iter(set(rows) - {labelled})))])[:]
+    ClipTransform(processor)(batch)
+    first, second = processor.face_labels
+    np.testing.assert_array_equal(first["frame_indices"], labels.frame_indices)
+    assert first["mask"] == labels.mask.tolist() and second is None

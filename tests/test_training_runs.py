@@ -1,0 +1,128 @@
+"""End-to-end runs of the training scripts on a small synthetic set: resume, two processes, folds, ablation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import TrainerCallback
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Steps, not epochs: each run is a few optimiser steps of the tiny preset.
+QUICK_ARGS = [
+    "--synthetic_actors", "4", "--synthetic_clips_per_class", "1", "--num_folds", "2",
+    "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+    "--eval_strategy", "steps", "--save_strategy", "steps", "--logging_steps", "1",
+]
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(tmp_path_factory) -> Path:
+    from processing.synthetic import generate_synthetic_dfer
+
+    root = tmp_path_factory.mktemp("synthetic") / "synth"
+    generate_synthetic_dfer(root, num_actors=4, clips_per_class=1, num_frames=20, size=(96, 128),
+                            num_workers=0, progress=False)
+    return root
+
+
+def _weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(output_dir / "model.safetensors"))
+
+
+class StopAtStep(TrainerCallback):
+    """Simulates a job killed right after the checkpoint of `step` was written."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+        return control
+
+
+def test_resumed_training_ends_with_the_weights_of_an_uninterrupted_run(synthetic_root, tmp_path):
+    from hub_scripts.train import parse_args, run
+
+    common = ["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "4", "--save_steps", "2",
+              "--eval_steps", "2", "--load_best_model_at_end", "False", "--seed", "7"]
+    full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
+    run(*parse_args(common + ["--output_dir", str(full_dir)]))
+
+    run(*parse_args(common + ["--output_dir", str(cut_dir)]), callbacks=[StopAtStep(2)])
+    assert (cut_dir / "checkpoint-2").is_dir() and not (cut_dir / "checkpoint-4").exists()
+    interrupted = _weights(cut_dir)
+    run(*parse_args(common + ["--output_dir", str(cut_dir), "--resume_from_checkpoint", str(cut_dir / "checkpoint-2")]))
+
+    full, resumed = _weights(full_dir), _weights(cut_dir)
+    assert full.keys() == resumed.keys()
+    for name in full:
+        torch.testing.assert_close(resumed[name], full[name], rtol=0, atol=1e-6, msg=name)
+    # The check can fail: the interrupted run's weights differ from the finished ones.
+    assert any(not torch.equal(interrupted[name], full[name]) for name in full)
+
+
+def test_best_checkpoint_reload_keeps_the_encoder_query_value_biases(synthetic_root, tmp_path):
+    """load_best_model_at_end reloads with a plain load_state_dict: VideoMAE's q/v biases must survive."""
+    from hub_scripts.train import parse_args, run
+
+    output_dir = tmp_path / "best"
+    run(*parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "4", "--save_steps", "2",
+                     "--eval_steps", "2", "--output_dir", str(output_dir)]))
+    state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
+    best = Path(state["best_model_checkpoint"])
+    final, best_weights = _weights(output_dir), _weights(output_dir / best.name)
+    assert any(name.endswith("q_bias") for name in final)
+    for name in best_weights:
+        torch.testing.assert_close(final[name], best_weights[name], rtol=0, atol=0, msg=name)
+
+
+def test_two_process_cpu_run_trains_and_saves(synthetic_root, tmp_path):
+    output_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+               "-m", "hub_scripts.train", "--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "2",
+               "--save_steps", "2", "--eval_steps", "2", "--ddp_backend", "gloo", "--output_dir", str(output_dir)]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    state = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    summary = json.loads((output_dir / "run_summary.json").read_text())
+    assert summary["world_size"] == 2
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert 0.0 <= results["test_uar"] <= 1.0 and 0.0 <= results["test_war"] <= 1.0
+    assert (output_dir / "model.safetensors").is_file() and (output_dir / "config.json").is_file()
+
+
+def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
+    from hub_scripts.ablate import main as ablate_main
+
+    output_dir = tmp_path / "ablation"
+    summaries = ablate_main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1",
+                             "--eval_steps", "1", "--modes", "single_task,cascaded", "--output_dir", str(output_dir)])
+    printed = capsys.readouterr().out
+    assert set(summaries) == {"single_task", "cascaded"}
+    for mode, summary in summaries.items():
+        folds = summary["folds"]
+        assert [row["fold"] for row in folds] == [1, 2]
+        # Every subject is tested exactly once over the folds.
+        tested = [s for row in folds for s in row["test_subjects"]]
+        assert sorted(tested) == ["01", "02", "03", "04"]
+        uars = [row["test_uar"] for row in folds]
+        assert summary["uar_mean"] == pytest.approx(sum(uars) / 2)
+        assert summary["uar_std"] == pytest.approx(abs(uars[0] - uars[1]) / 2)
+        table = (output_dir / mode / "cv_results.md").read_text()
+        assert table.count("\n| 1 |") + table.count("\n| 2 |") == 2 and "mean +- std" in table
+        assert json.loads((output_dir / mode / "cv_results.json").read_text())["num_folds_finished"] == 2
+        assert (output_dir / mode / "cv_confusion_matrix.png").stat().st_size > 0
+    ablation = (output_dir / "ablation.md").read_text()
+    assert "`single_task`" in ablation and "`cascaded`" in ablation
+    assert "Framework ablation" in printed and "mean +- std" in printed
