@@ -149,22 +149,6 @@ def _pyav_index(container, stream) -> tuple[list[int] | None, list[int], int]:
     return pts_sorted, sorted(position[p] for p in keyframe_pts), count
 
 
-MAX_DECODER_THREADS = 4  # more frame threads only add frames decoded past each sampled one
-
-
-def _decoder_threads() -> int:
-    """Decoder threads: torch's intra-op thread count (1 inside DataLoader workers, so no
-    oversubscription), at most ``MAX_DECODER_THREADS``."""
-    return max(1, min(MAX_DECODER_THREADS, int(torch.get_num_threads())))
-
-
-def _configure_pyav_decoder(stream, threads: int) -> None:
-    """Frame + slice threading with ``threads`` threads (threaded decoding gives the same pixels)."""
-    if threads > 1:
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = threads
-
-
 def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
                            seek_min_gap: int) -> dict[int, np.ndarray]:
     """Decode the frames at positions ``wanted`` (sorted), feeding packets to the decoder one by one.
@@ -227,12 +211,13 @@ def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[i
     return frames
 
 
-def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8, threads: int | None = None):
+def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8):
     """Decode only what the sampled frames need with PyAV.
 
     Frames are converted to RGB only when sampled; unwanted frames that no other frame references
     are not decoded at all; keyframes are sought to when that skips more than ``seek_min_gap``
-    frames. ``threads`` decoder threads (default: ``torch.get_num_threads()``).
+    frames. The decoder keeps PyAV's threading defaults (slice threads): frame threading was
+    slower on a busy machine and parallelism across clips comes from DataLoader workers.
     """
     import av
 
@@ -252,7 +237,6 @@ def _read_frames_pyav(path: str, indices_fn, seek_min_gap: int = 8, threads: int
             raise VideoDecodeError(path, "the video stream has no frames")
         indices = np.asarray(indices_fn(num_packets), dtype=np.int64)
         wanted = sorted(set(indices.tolist()))
-        _configure_pyav_decoder(stream, _decoder_threads() if threads is None else threads)
         if pts_sorted is not None:
             frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, keyframes, seek_min_gap)
         else:

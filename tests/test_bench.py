@@ -111,6 +111,17 @@ def test_bench_model_tiny(capsys):
     assert "| preset" in out and "time/FLOP" in out and "FLOP ratio" in out
 
 
+def test_bench_model_compare_before_adds_columns(capsys):
+    rows = bench_model.main(
+        ["--presets", "tiny", "--modes", "train_frozen", "--repeats", "1", "--warmup", "0", "--threads", "1",
+         "--no-memory", "--compare-before"]
+    )
+    assert len(rows) == 1
+    for column in ("before ms", "before time/FLOP", "before / ours"):
+        assert _positive(rows[0][column])
+    assert "before / ours" in capsys.readouterr().out
+
+
 def test_bench_model_counts_attention_the_same_with_sdpa_and_eager():
     flops = {}
     for attention in ("sdpa", "eager"):
@@ -198,3 +209,13 @@ def test_dropout_fast_paths_switch_restores_the_model():
         assert modeling.MTCAEDropout.forward is torch.nn.Dropout.forward
     assert modeling._use_cpu_dropout_attention(x, 0.3)
     assert modeling.MTCAEDropout.forward is not torch.nn.Dropout.forward
+
+
+def test_paired_ratio_pairs_rounds():
+    from hub_scripts.bench.common import Timing, paired_ratio
+
+    ours = Timing("ours", wall_seconds=[2.0, 4.0, 20.0])
+    theirs = Timing("theirs", wall_seconds=[1.0, 2.0, 10.0])
+    assert paired_ratio(ours, theirs) == 2.0
+    with pytest.raises(ValueError):
+        paired_ratio(ours, Timing("short", wall_seconds=[1.0]))

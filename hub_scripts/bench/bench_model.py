@@ -3,9 +3,10 @@
 Both models are built from the same preset (random weights; ``VideoMAEForVideoClassification``
 gets exactly our ``config.encoder_config``, so the encoders are identical) and get the same random
 clips. For each preset and mode it prints the median time of ``--repeats`` interleaved runs after
-``--warmup`` runs, the FLOPs of one call of each model (``torch.utils.flop_counter``; the CPU sdpa
-kernel, which that counter misses, is counted with torch's own sdpa formula) and the peak tensor
-memory of one call (live CPU tensor storages: weights + inputs + everything the call allocates).
+``--warmup`` runs; the time ratio (median over rounds of ours / VideoMAE, timed in the same round);
+the FLOPs of one call of each model (``torch.utils.flop_counter``; the CPU sdpa kernel, which that
+counter misses, is counted with torch's own sdpa formula); and the peak tensor memory of one call
+(live CPU tensor storages: weights + inputs + everything the call allocates).
 
 Modes:
 
@@ -18,7 +19,8 @@ The target (issue 6): time ratio (ours / VideoMAE) <= 1.1 x FLOP ratio, i.e. ``t
 
 Clocks: ``--clock wall`` (default) is elapsed time; ``--clock cpu --threads 1`` is this process's
 CPU time, which a machine shared with other work disturbs much less. ``--no-dropout-fast-paths``
-runs the model as it was before issue 6 (for A/B comparisons of its CPU training paths).
+runs the model as it was before issue 6; ``--compare-before`` times that version too, in the same
+rounds as the current one (A/B of the CPU training paths added for issue 6).
 
 Examples::
 
@@ -41,6 +43,7 @@ from hub_scripts.bench.common import (
     count_flops,
     machine_summary,
     markdown_table,
+    paired_ratio,
     peak_cpu_tensor_bytes,
     set_threads,
     time_interleaved,
@@ -161,8 +164,13 @@ def benchmark_mode(
     num_labels: int,
     measure_memory: bool,
     clock: str = "wall",
+    compare_before: bool = False,
 ) -> dict[str, Any]:
-    """One table row: interleaved timing, FLOPs and peak memory of ours and VideoMAE's."""
+    """One table row: interleaved timing, FLOPs and peak memory of ours and VideoMAE's.
+
+    With ``compare_before``, our model is also timed in the same rounds with its CPU dropout fast
+    paths switched off (the code before issue 6); same FLOPs, reported as ``before`` columns.
+    """
     freeze = mode == "train_frozen"
     pair = build_pair(preset, batch_size, num_labels, freeze_encoder=freeze)
     make_step = forward_step if mode == "forward" else train_step
@@ -170,8 +178,10 @@ def benchmark_mode(
         "ours": make_step(pair.ours, pair.our_inputs),
         "VideoMAE": make_step(pair.reference, pair.reference_inputs),
     }
+    if compare_before:
+        steps["before"] = _without_fast_paths(steps["ours"])
     timings = time_interleaved(steps, repeats, warmup, clock=clock)
-    flops = {name: count_flops(step) for name, step in steps.items()}
+    flops = {name: count_flops(steps[name]) for name in ("ours", "VideoMAE")}
     memory = {"ours": float("nan"), "VideoMAE": float("nan")}
     if measure_memory:
         for name, model, inputs in (
@@ -181,9 +191,9 @@ def benchmark_mode(
             model.zero_grad(set_to_none=True)
             memory[name] = peak_cpu_tensor_bytes(steps[name], resident_tensors(model, inputs)) / 2**20
             model.zero_grad(set_to_none=True)
-    time_ratio = timings["ours"].median / timings["VideoMAE"].median
+    time_ratio = paired_ratio(timings["ours"], timings["VideoMAE"])
     flop_ratio = flops["ours"] / flops["VideoMAE"]
-    return {
+    row = {
         "preset": preset,
         "mode": mode,
         "batch": batch_size,
@@ -199,6 +209,26 @@ def benchmark_mode(
         "VideoMAE peak MiB": memory["VideoMAE"],
         "target met": time_ratio / flop_ratio <= TARGET_TIME_OVER_FLOPS,
     }
+    if compare_before:
+        before_ratio = paired_ratio(timings["before"], timings["VideoMAE"])
+        row.update(
+            {
+                "before ms": timings["before"].median * 1e3,
+                "before time/FLOP": before_ratio / flop_ratio,
+                "before / ours": paired_ratio(timings["before"], timings["ours"]),
+            }
+        )
+    return row
+
+
+def _without_fast_paths(step: Callable[[], Any]) -> Callable[[], Any]:
+    """``step`` run with the CPU dropout fast paths switched off."""
+
+    def before() -> Any:
+        with cpu_dropout_fast_paths(False):
+            return step()
+
+    return before
 
 
 @contextlib.contextmanager
@@ -240,6 +270,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "before issue 6)",
     )
     parser.add_argument(
+        "--compare-before",
+        action="store_true",
+        help="also time our model without the CPU dropout fast paths, in the same rounds (before/after columns)",
+    )
+    parser.add_argument(
         "--clock",
         choices=CLOCKS,
         default="wall",
@@ -259,8 +294,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     with cpu_dropout_fast_paths(not args.no_dropout_fast_paths):
         rows = run_all(args)
+    columns = list(COLUMNS) + (["before ms", "before time/FLOP", "before / ours"] if args.compare_before else [])
     print()
-    print(markdown_table(rows, COLUMNS))
+    print(markdown_table(rows, columns))
     print(f"\ntarget: time/FLOP = (ours / VideoMAE time) / (ours / VideoMAE FLOPs) <= {TARGET_TIME_OVER_FLOPS}")
     return rows
 
@@ -279,6 +315,7 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 args.num_labels,
                 not args.no_memory,
                 args.clock,
+                args.compare_before,
             )
             rows.append(row)
             print(f"  done: {preset} {mode}: time ratio {row['time ratio']:.2f}, FLOP ratio {row['FLOP ratio']:.2f}", flush=True)

@@ -99,6 +99,17 @@ def time_interleaved(
     return timings
 
 
+def paired_ratio(numerator: Timing, denominator: Timing) -> float:
+    """Median over rounds of ``numerator / denominator`` times measured in the same round.
+
+    Pairing the two samples of each round cancels load that changes between rounds (a neighbour's
+    job starting or stopping), which a ratio of the two medians does not.
+    """
+    if len(numerator.seconds) != len(denominator.seconds):
+        raise ValueError("paired_ratio needs timings from the same rounds")
+    return statistics.median(a / b for a, b in zip(numerator.seconds, denominator.seconds))
+
+
 def time_it(fn: Callable[[], Any], repeats: int, warmup: int, clock: str = "wall") -> float:
     """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls (one candidate)."""
     return time_interleaved({"fn": fn}, repeats, warmup, clock=clock)["fn"].median
