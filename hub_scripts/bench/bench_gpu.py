@@ -241,7 +241,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compile", nargs="*", choices=MODES, default=[], help="also time torch.compile'd models in these modes"
     )
     parser.add_argument("--train-encoder", action="store_true", help="train the encoder too (both models)")
-    parser.add_argument("--peak-tflops", "--peak_tflops", type=float, default=None, help="override the bf16 peak, TFLOP/s")
+    parser.add_argument(
+        "--peak-tflops", "--peak_tflops", type=float, default=None, help="override the bf16 peak, TFLOP/s"
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--num-labels", type=int, default=7)
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             for compile_models in ([False, True] if mode in args.compile else [False]):
                 row = benchmark_row(args, mode, batch_size, compile_models, peak)
                 rows.append(row)
-                print(f"  done: {mode} batch {batch_size} compiled={compile_models}: {row['ours ms']:.1f} ms", flush=True)
+                summary = f"{mode} batch {batch_size} compiled={compile_models}: {row['ours ms']:.1f} ms"
+                print(f"  done: {summary}", flush=True)
     print()
     print(markdown_table(rows, COLUMNS))
     print(

@@ -255,7 +255,9 @@ def cpu_dropout_fast_paths(enabled: bool) -> Iterator[None]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["tiny", "base"], help="MTCAEConfig presets (default: tiny base)")
+    parser.add_argument(
+        "--presets", nargs="+", default=["tiny", "base"], help="MTCAEConfig presets (default: tiny base)"
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="timed interleaved rounds (median reported)")
@@ -318,7 +320,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 args.compare_before,
             )
             rows.append(row)
-            print(f"  done: {preset} {mode}: time ratio {row['time ratio']:.2f}, FLOP ratio {row['FLOP ratio']:.2f}", flush=True)
+            summary = f"time ratio {row['time ratio']:.2f}, FLOP ratio {row['FLOP ratio']:.2f}"
+            print(f"  done: {preset} {mode}: {summary}", flush=True)
     return rows
 
 

@@ -81,7 +81,9 @@ def make_candidates(clips: list[np.ndarray], include_pil: bool) -> dict[str, Cal
         except ImportError:
             return candidates
         pil_processor = VideoMAEImageProcessorPil(**SAME_OUTPUT)
-        candidates["VideoMAEImageProcessorPil"] = lambda: pil_processor(frame_lists, return_tensors="pt")["pixel_values"]
+        candidates["VideoMAEImageProcessorPil"] = lambda: pil_processor(frame_lists, return_tensors="pt")[
+            "pixel_values"
+        ]
     return candidates
 
 
@@ -95,7 +97,9 @@ def check_same_output(candidates: dict[str, Callable[[], Any]]) -> dict[str, flo
         out = call()
         out = torch.stack(list(out)) if isinstance(out, (list, tuple)) else out
         if tuple(out.shape) != tuple(reference.shape) or out.dtype != reference.dtype:
-            raise AssertionError(f"{name} returns {tuple(out.shape)} {out.dtype}, ours {tuple(reference.shape)} {reference.dtype}")
+            raise AssertionError(
+                f"{name} returns {tuple(out.shape)} {out.dtype}, ours {tuple(reference.shape)} {reference.dtype}"
+            )
         differences[name] = (out.float() - reference).abs().max().item()
     return differences
 

@@ -282,7 +282,8 @@ def machine_summary() -> str:
         load = f", load avg {os.getloadavg()[0]:.2f}"
     return (
         f"{cpu_name()}, {os.cpu_count()} logical CPUs{load}; torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, Python {platform.python_version()}"
+        f"({torch.get_num_threads()} threads), transformers {transformers.__version__}, "
+        f"Python {platform.python_version()}"
     )
 
 
