@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from hub_scripts.bench.common import (
-    CLOCKS,
+    add_timing_arguments,
     make_test_clip,
     machine_summary,
     markdown_table,
@@ -135,10 +135,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--num-frames", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="wall (default) or process CPU time")
+    add_timing_arguments(parser, repeats=7, warmup=1)
     return parser.parse_args(argv)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_scripts.bench.common import (
-    CLOCKS,
+    add_timing_arguments,
     make_test_clip,
     machine_summary,
     markdown_table,
@@ -76,10 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--detectors", nargs="+", default=None, help="default: every installed backend")
     parser.add_argument("--label-size", type=int, default=224, help="0: source resolution")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    parser.add_argument("--clock", choices=CLOCKS, default="wall", help="wall (default) or process CPU time")
+    add_timing_arguments(parser, repeats=5, warmup=1)
     return parser.parse_args(argv)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from hub_scripts.bench.common import (
-    CLOCKS,
+    add_timing_arguments,
     count_flops,
     machine_summary,
     markdown_table,
@@ -260,10 +260,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3, help="timed interleaved rounds (median reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    add_timing_arguments(parser, repeats=3, warmup=1)
     parser.add_argument("--num-labels", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     parser.add_argument("--no-memory", action="store_true", help="skip the (slower) peak-memory pass")
     parser.add_argument(
         "--no-dropout-fast-paths",
@@ -275,12 +273,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--compare-before",
         action="store_true",
         help="also time our model without the CPU dropout fast paths, in the same rounds (before/after columns)",
-    )
-    parser.add_argument(
-        "--clock",
-        choices=CLOCKS,
-        default="wall",
-        help="wall: elapsed time; cpu: process CPU time (steadier on a shared machine; use with --threads 1)",
     )
     return parser.parse_args(argv)
 

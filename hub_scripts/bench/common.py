@@ -287,6 +287,17 @@ def machine_summary() -> str:
     )
 
 
+def add_timing_arguments(parser, repeats: int, warmup: int, clock: bool = True) -> None:
+    """The options every benchmark shares: --repeats, --warmup, --threads and (optionally) --clock."""
+    parser.add_argument("--repeats", type=int, default=repeats, help="timed interleaved rounds (median reported)")
+    parser.add_argument("--warmup", type=int, default=warmup, help="untimed rounds first")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    if clock:
+        parser.add_argument("--clock", choices=CLOCKS, default="wall",
+                            help="wall: elapsed time (default); cpu: process CPU time (steadier on a shared "
+                                 "machine; use with --threads 1)")
+
+
 def set_threads(threads: int | None) -> None:
     """``torch.set_num_threads`` when ``threads`` is given (>0)."""
     if threads:
