@@ -61,12 +61,19 @@ def plot_confusion_matrix(
             text = f"{shown[i, j]:.2f}" if normalize else f"{int(round(matrix[i, j]))}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if shown[i, j] > threshold else "black")
+    return save_figure(fig, out_png, dpi=120)
+
+
+def save_figure(fig, out_png: str | os.PathLike, dpi: int = 120) -> Path:
+    """Lay out, write (creating parent folders) and close a matplotlib figure; returns the PNG path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
+    fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
     return out_png
 
 
-__all__ = ["plot_confusion_matrix"]
+__all__ = ["plot_confusion_matrix", "save_figure"]

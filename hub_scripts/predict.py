@@ -286,12 +286,9 @@ def plot_timeline(result: dict, out_png: str | Path) -> Path:
                      f"{result['stride_seconds']:g} s")
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    from hub_scripts.plots import save_figure
+
+    return save_figure(fig, out_png, dpi=110)
 
 
 # ------------------------------------------------------------------------------------------------

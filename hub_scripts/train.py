@@ -242,9 +242,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     processor = processor_for(model.config, data_args.resize_mode)
     cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
     if cache_path.exists():
-        cache_key = sampler_key(processor.sampling_mode, processor.num_frames)
-        splits = {name: attach_face_labels(split, AnnotationCache(cache_path), cache_key)
-                  for name, split in splits.items()}
+        cache, cache_key = AnnotationCache(cache_path), sampler_key(processor.sampling_mode, processor.num_frames)
+        splits = {name: attach_face_labels(split, cache, cache_key) for name, split in splits.items()}
     else:
         logger.warning("No face-label cache at %s: training the expression task alone on these clips "
                        "(run mtcae-annotate to add the face tasks).", cache_path)

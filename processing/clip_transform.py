@@ -1,8 +1,8 @@
 """On-the-fly decoding for ``datasets.Dataset.set_transform``: rows of paths -> model inputs.
 
-Each call decodes the sampled frames of each video with :class:`MTCAEVideoProcessor`, looks up the
-face labels of exactly those frames in the annotation cache, and maps them into model-input
-coordinates with the same geometry as the pixels.
+Each call decodes the sampled frames of each video with :class:`MTCAEVideoProcessor`, picks the face
+labels of exactly those frames from the rows' joined ``face_*`` columns, and maps them into
+model-input coordinates with the same geometry as the pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .annotation_cache import AnnotationCache, sampler_key
 from .video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, read_video
 
 logger = logging.getLogger(__name__)
@@ -25,18 +24,15 @@ class ClipTransform:
 
     Args:
         processor: the video processor (frame count, size, resize mode, normalisation).
-        annotation_cache: face labels, used for rows without joined ``face_*`` columns (see
-            :func:`processing.datasets.attach_face_labels`); with neither, the expression task trains alone.
         train: random temporal jitter inside the uniform segments (training augmentation).
+
+    Face targets come from the rows' ``face_*`` columns (joined by
+    :func:`processing.datasets.attach_face_labels`); without them the expression task trains alone.
     """
 
-    def __init__(
-        self, processor: MTCAEVideoProcessor, annotation_cache: AnnotationCache | None = None, train: bool = False
-    ):
+    def __init__(self, processor: MTCAEVideoProcessor, train: bool = False):
         self.processor = processor
-        self.annotation_cache = annotation_cache
         self.train = train
-        self.cache_key = sampler_key(processor.sampling_mode, processor.num_frames)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
@@ -50,8 +46,6 @@ class ClipTransform:
                 for indices, boxes, landmarks, mask in zip(
                     batch["face_frame_indices"], batch["face_boxes"], batch["face_landmarks"], batch["face_mask"])
             ]
-        elif self.annotation_cache is not None:
-            face_labels = [self.annotation_cache.get(rel, self.cache_key) for rel in batch["rel_path"]]
         encoded = self.processor(
             videos,
             face_labels=face_labels,

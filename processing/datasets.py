@@ -207,9 +207,9 @@ def attach_face_labels(dataset, annotations, sampler_key: str | None = None):
     columns = {name: [] for name in FACE_LABEL_FEATURES}
     missing = []
     for rel in dataset["rel_path"]:
-        keys = by_path.get(rel, [])
-        key = sampler_key if sampler_key in keys else ("all" if "all" in keys else (keys[0] if len(keys) == 1 else None))
-        labels = cache.get(rel, key) if key is not None else None
+        labels = cache.get(rel, sampler_key)  # that sampler's row, else the "all" row
+        if labels is None and len(by_path.get(rel, [])) == 1:
+            labels = cache.get(rel, by_path[rel][0])
         if labels is None:
             missing.append(rel)
             for name in FACE_LABEL_FEATURES:

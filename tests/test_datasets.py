@@ -344,8 +344,6 @@ def test_face_labels_are_joined_from_the_annotation_cache(ravdess_root, caplog):
 
     # ClipTransform hands the joined labels to the processor as they are.
     class RecordingProcessor:
-        sampling_mode, num_frames = "uniform", 16
-
         def __call__(self, videos, face_labels=None, **kwargs):
             self.face_labels = face_labels
             n = len(videos)
