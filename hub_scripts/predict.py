@@ -122,6 +122,18 @@ def _to_source(boxes: np.ndarray, landmarks: np.ndarray, geometry: dict, source_
     """Invert the processor's geometry: model-input-normalised boxes/landmarks -> source-normalised."""
     src_h, src_w = source_size
     out_h, out_w = geometry["height"], geometry["width"]
+    if geometry["mode"] == "face_align":  # per-frame similarity: invert each frame's matrix
+        matrices = geometry["matrices"]
+        inverse = np.linalg.inv(np.concatenate([matrices, np.tile([[[0.0, 0.0, 1.0]]], (len(matrices), 1, 1))], 1))
+
+        def back(points):  # (T, K, 2) normalised output -> normalised source
+            pixels = points * np.array([out_w, out_h])
+            return (np.einsum("tij,tkj->tki", inverse[:, :2, :2], pixels) + inverse[:, None, :2, 2]) / [src_w, src_h]
+
+        x, y, w, h = np.moveaxis(boxes, -1, 0)
+        corners = back(np.stack([np.stack(c, -1) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))], 1))
+        low, high = corners.min(1), corners.max(1)
+        return np.concatenate([low, high - low], -1), back(landmarks)
     sx, sy, ox, oy = geometry["scale_x"], geometry["scale_y"], geometry["offset_x"], geometry["offset_y"]
 
     def fx(x):
@@ -166,7 +178,7 @@ def predict_video(
     Raises:
         VideoDecodeError: the file is missing, not a video, has no video stream, or cannot be decoded.
     """
-    from processing.video_processing_mtcae import read_video, sample_frame_indices
+    from processing.video_processing_mtcae import detect_face_labels, read_video, sample_frame_indices
 
     path = str(path)
     info = _probe(path)
@@ -178,8 +190,12 @@ def predict_video(
     num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
     mode = getattr(processor, "sampling_mode", "uniform")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    # Face modes: each window's faces are found once here (the processor's own detector), then given to
+    # the processor, so the boxes can be mapped back through the same crop or alignment.
+    face_mode = getattr(processor, "resize_mode", None) in ("face_crop", "face_align")
+    detector = getattr(processor, "face_detector", None) if face_mode else None
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # face_crop without labels falls back to the full frame, as preprocess does
+        warnings.simplefilter("ignore")  # a face mode without labels falls back to the full frame, as preprocess does
         geometry = processor.compute_geometry(source_size)
     device = next(model.parameters()).device
 
@@ -192,8 +208,14 @@ def predict_video(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*repeating frames.*")
             frames, _, _ = read_video(path, indices=np.concatenate(indices))
-            videos = [chunk.numpy() for chunk in torch.split(frames, num_frames)]
-            inputs = processor(videos, num_frames=num_frames, temporal_jitter=False, return_tensors="pt")
+            chunks = torch.split(frames, num_frames)
+            videos = [chunk.numpy() for chunk in chunks]
+            face_labels = [detect_face_labels(chunk, detector) for chunk in chunks] if detector else None
+            inputs = processor(videos, face_labels=face_labels, num_frames=num_frames, temporal_jitter=False,
+                               return_tensors="pt")
+            geometries = [geometry] * len(batch) if face_labels is None else [
+                processor.compute_geometry(source_size, face_boxes=found["boxes"], face_mask=found["mask"],
+                                           face_landmarks=found["landmarks"]) for found in face_labels]
         output = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=model.dtype))
         probabilities = output.logits.float().softmax(-1).cpu().numpy()
         boxes = None if output.face_boxes is None else output.face_boxes.float().cpu().numpy()
@@ -201,7 +223,7 @@ def predict_video(
         for b, (start, end) in enumerate(batch):
             frames_out = []
             if boxes is not None:
-                source_boxes, source_landmarks = _to_source(boxes[b], landmarks[b], geometry, source_size)
+                source_boxes, source_landmarks = _to_source(boxes[b], landmarks[b], geometries[b], source_size)
             for t, index in enumerate(indices[b].tolist()):
                 frames_out.append({
                     "frame": int(index), "time": index / fps,

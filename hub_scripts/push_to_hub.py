@@ -442,6 +442,9 @@ def _processor_details(processor) -> str:
         "shortest_edge": f"the short side resized to {min(height, width)}, then a {height} x {width} centre crop",
         "face_crop": f"a square crop around the labelled face resized to {height} x {width} "
                      "(the whole frame when no face labels are given, as at inference)",
+        "face_align": f"each frame warped so that the labelled eyes and nose sit on ArcFace's 5-point template, "
+                      f"{height} x {width}; pass `face_labels` (boxes + 5 landmarks per frame, e.g. from "
+                      "`mtcae-annotate`) at inference too, otherwise the whole frame is used",
     }.get(processor.resize_mode, processor.resize_mode)
     mean = ", ".join(f"{v:g}" for v in processor.image_mean)
     std = ", ".join(f"{v:g}" for v in processor.image_std)

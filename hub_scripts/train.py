@@ -38,6 +38,8 @@ logger = logging.getLogger("mtcae.train")
 
 DATASETS = ("synthetic", "ravdess", "crema_d", "mead", "folder")
 DEFAULT_SYNTHETIC_ROOT = "data/synthetic_dfer"
+DEFAULT_RESIZE_MODES = {"synthetic": "face_align"}  # every other dataset: "full_frame", as the paper
+PCA_INIT_CLIPS = 64
 DEFAULT_FOLD_SCHEMES = {"synthetic": "subject_kfold", "ravdess": "ravdess6", "crema_d": "crema5",
                         "mead": "subject_kfold", "folder": "subject_kfold"}
 
@@ -56,10 +58,15 @@ class DataArguments:
     num_classes: int = field(default=7, metadata={"help": "RAVDESS: 7 (calm merged into neutral) or 8"})
     mead_views: str = field(default="front", metadata={"help": "MEAD views, comma separated"})
     mead_levels: str = field(default="1,2,3", metadata={"help": "MEAD intensity levels, comma separated"})
-    synthetic_actors: int = field(default=12)
-    synthetic_clips_per_class: int = field(default=4)
-    resize_mode: str = field(default="full_frame", metadata={"help": "full_frame (paper), shortest_edge or face_crop"})
+    synthetic_actors: int = field(default=24, metadata={"help": "synthetic subjects (RAVDESS has 24)"})
+    synthetic_clips_per_class: int = field(default=6)
+    resize_mode: str | None = field(
+        default=None,
+        metadata={"help": "full_frame (the paper), shortest_edge, face_crop or face_align (needs face labels); "
+                          "default: face_align for the synthetic set, full_frame otherwise"})
     max_train_samples: int | None = field(default=None)
+    random_flip: bool = field(default=False, metadata={"help": "mirror half of the training clips left-right "
+                                                               "(face labels mirrored too)"})
 
 
 @dataclass
@@ -70,6 +77,10 @@ class ModelArguments:
     encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder) for the encoder"})
     freeze_encoder: bool | None = field(default=None, metadata={"help": "override the preset's encoder freezing"})
     decoder_mode: str | None = field(default=None, metadata={"help": "cascaded, parallel, fully_shared, single_task"})
+    patch_embedding_init: str = field(
+        default="auto",
+        metadata={"help": "pca (PCA-whitened tubelet embedding from training clips), random, or auto: pca when the "
+                          "encoder trains from scratch (no --encoder / --model_name_or_path, not frozen)"})
     loss_weight_expression: float | None = None
     loss_weight_face_boxes: float | None = None
     loss_weight_face_landmarks: float | None = None
@@ -80,12 +91,12 @@ class MTCAETrainingArguments(TrainingArguments):
     """TrainingArguments with this project's defaults (the tiny preset on the synthetic set)."""
 
     output_dir: str | None = field(default="outputs/mtcae-tiny-synthetic")
-    num_train_epochs: float = field(default=12.0)
+    num_train_epochs: float = field(default=18.0)
     learning_rate: float = field(default=1e-3)
     weight_decay: float = field(default=1e-3)
     warmup_steps: float = field(default=0.05)
-    per_device_train_batch_size: int = field(default=8)
-    per_device_eval_batch_size: int = field(default=8)
+    per_device_train_batch_size: int = field(default=16)
+    per_device_eval_batch_size: int = field(default=16)
     eval_strategy: str = field(default="epoch")
     save_strategy: str = field(default="epoch")
     save_total_limit: int | None = field(default=2)
@@ -190,9 +201,32 @@ def build_model(model_args: ModelArguments, class_names: list[str], num_frames: 
 
 
 def processor_for(config: MTCAEConfig, resize_mode: str) -> MTCAEVideoProcessor:
+    """The run's processor. Training always passes face labels; in the face modes the saved processor also
+    detects faces (MTCNN, as mtcae-annotate) so the pipeline gets the same input from a raw video."""
     height, width = config.image_size
+    face_detector = "mtcnn" if resize_mode in ("face_crop", "face_align") else None
     return MTCAEVideoProcessor(num_frames=config.num_frames, size={"height": height, "width": width},
-                               resize_mode=resize_mode)
+                               resize_mode=resize_mode, face_detector=face_detector)
+
+
+def uses_pca_init(model_args: ModelArguments, model: MTCAEForVideoClassification) -> bool:
+    choice = model_args.patch_embedding_init
+    if choice not in ("auto", "pca", "random"):
+        raise ValueError(f"--patch_embedding_init must be auto, pca or random, got {choice!r}")
+    if choice == "auto":
+        from_scratch = not (model_args.encoder or model_args.model_name_or_path)
+        return from_scratch and not model.mtcae.encoder_is_frozen
+    return choice == "pca"
+
+
+def init_patch_embedding(model: MTCAEForVideoClassification, train_split, processor: MTCAEVideoProcessor) -> None:
+    """PCA-whitened tubelet embedding from training clips spread over the split (deterministic: no jitter)."""
+    picked = np.unique(np.linspace(0, len(train_split) - 1, min(PCA_INIT_CLIPS, len(train_split))).round().astype(int))
+    rows = train_split.select(picked.tolist())[:]
+    pixel_values = ClipTransform(processor, train=False)(rows)["pixel_values"]
+    explained = model.init_patch_embedding_from_data(pixel_values)
+    logger.info("Patch embedding initialised by PCA whitening of %d training clips (%.1f %% of the tubelet "
+                "variance kept).", len(pixel_values), 100 * float(explained))
 
 
 def metrics_function(num_labels: int):
@@ -239,15 +273,21 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     splits = drop_unreadable(splits, bad_videos)
 
     model = build_model(model_args, class_names)
-    processor = processor_for(model.config, data_args.resize_mode)
+    resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
+    processor = processor_for(model.config, resize_mode)
     cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
     if cache_path.exists():
         cache, cache_key = AnnotationCache(cache_path), sampler_key(processor.sampling_mode, processor.num_frames)
         splits = {name: attach_face_labels(split, cache, cache_key) for name, split in splits.items()}
+    elif resize_mode in ("face_crop", "face_align"):
+        raise FileNotFoundError(f"--resize_mode {resize_mode} needs face labels, and there is no face-label cache at "
+                                f"{cache_path}: run mtcae-annotate on the data set first (or pass --annotations).")
     else:
         logger.warning("No face-label cache at %s: training the expression task alone on these clips "
                        "(run mtcae-annotate to add the face tasks).", cache_path)
-    splits["train"].set_transform(ClipTransform(processor, train=True))
+    if uses_pca_init(model_args, model) and not training_args.resume_from_checkpoint:
+        init_patch_embedding(model, splits["train"], processor)
+    splits["train"].set_transform(ClipTransform(processor, train=True, random_flip=data_args.random_flip))
     for name in ("validation", "test"):
         splits[name].set_transform(ClipTransform(processor, train=False))
 

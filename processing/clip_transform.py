@@ -25,14 +25,16 @@ class ClipTransform:
     Args:
         processor: the video processor (frame count, size, resize mode, normalisation).
         train: random temporal jitter inside the uniform segments (training augmentation).
+        random_flip: with ``train``, also mirror half of the clips left-right (labels mirrored too).
 
     Face targets come from the rows' ``face_*`` columns (joined by
     :func:`processing.datasets.attach_face_labels`); without them the expression task trains alone.
     """
 
-    def __init__(self, processor: MTCAEVideoProcessor, train: bool = False):
+    def __init__(self, processor: MTCAEVideoProcessor, train: bool = False, random_flip: bool = False):
         self.processor = processor
         self.train = train
+        self.random_flip = random_flip
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
@@ -50,6 +52,7 @@ class ClipTransform:
             videos,
             face_labels=face_labels,
             temporal_jitter=self.train,
+            random_flip=self.train and self.random_flip,
             generator=generator,
             return_tensors="pt",
         )

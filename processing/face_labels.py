@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from .annotation_cache import FaceLabels
-from .video_processing_mtcae import read_video
+from .video_processing_mtcae import order_left_right as _order_left_right
+from .video_processing_mtcae import parse_mtcnn_faces, read_video
 
 DEFAULT_LABEL_SIZE = 224
 
@@ -37,15 +38,6 @@ class FaceDetection:
     box: np.ndarray  # (4,) x, y, w, h
     landmarks: np.ndarray  # (5, 2) x, y
     score: float
-
-
-def _order_left_right(landmarks: np.ndarray) -> np.ndarray:
-    """Eyes and mouth corners ordered by image x (left = smaller x)."""
-    landmarks = landmarks.copy()
-    for a, b in ((0, 1), (3, 4)):
-        if landmarks[a, 0] > landmarks[b, 0]:
-            landmarks[[a, b]] = landmarks[[b, a]]
-    return landmarks
 
 
 class FaceDetector:
@@ -86,23 +78,9 @@ class MTCNNDetector(FaceDetector):
 
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
         height, width = frame.shape[:2]
-        detections = []
-        for face in self.model.detect_faces(np.ascontiguousarray(frame)):
-            score = float(face["confidence"])
-            if score < self.min_score:
-                continue
-            x, y, w, h = (float(v) for v in face["box"])
-            # MTCNN clips only the top-left corner to the image.
-            w, h = min(w, width - x), min(h, height - y)
-            if w <= 0 or h <= 0:
-                continue
-            points = face["keypoints"]
-            landmarks = np.array(
-                [points["left_eye"], points["right_eye"], points["nose"], points["mouth_left"], points["mouth_right"]],
-                dtype=np.float32,
-            )
-            detections.append(FaceDetection(np.array([x, y, w, h], np.float32), _order_left_right(landmarks), score))
-        return detections
+        raw = self.model.detect_faces(np.ascontiguousarray(frame))
+        return [FaceDetection(box, landmarks, score)
+                for box, landmarks, score in parse_mtcnn_faces(raw, width, height, self.min_score)]
 
 
 class DlibDetector(FaceDetector):

@@ -15,7 +15,9 @@ The files follow the RAVDESS naming and folder layout, so the set loads through
       synthetic_info.json                    # the settings; generation is skipped when they match
 
 Class cues (apex values; the clip starts neutral and ramps to them, actor- and clip-specific gains vary
-them, and talking/blinks/gaze/noise movements are added independently of the class):
+them, and talking/blinks/gaze/noise movements are added independently of the class). Version 3 made the
+brow, mouth-corner and sneer movements and the nose wrinkles about 1.5x larger than version 2, so that
+they stay visible on the 56 px aligned faces the CPU main job trains on:
 
 - neutral: no expression movement (only the distractors).
 - happy: mouth corners up and widened, lips parted showing teeth, cheeks raised (lower lids up,
@@ -33,7 +35,7 @@ Background, skin tone, hair, face shape, head pose and lighting are drawn indepe
 
 CLI::
 
-    python -m processing.synthetic --root data/synthetic [--num-actors 12 --clips-per-class 4 ...]
+    python -m processing.synthetic --root data/synthetic [--num-actors 24 --clips-per-class 4 ...]
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from .annotation_cache import ALL_FRAMES, AnnotationCache, FaceLabels
 
 logger = logging.getLogger(__name__)
 
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3
 """Bump when the rendering changes, so existing sets on disk are regenerated."""
 
 SYNTHETIC_CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -308,7 +310,7 @@ def _draw_face(
 
     # Cheek highlights (happy) and nasolabial folds.
     mouth_half = style.mouth_w * (1 + e["mouth_width"]) * (1 - 0.35 * max(e["mouth_round"], 0.0))
-    lift = 0.09 * e["smile"]
+    lift = 0.13 * e["smile"]
     mouth_y = style.mouth_y
     if e["cheek"] > 0.05:
         cheek_color = _mix(skin, (255, 150, 140), 0.22 * min(e["cheek"], 1.2))
@@ -354,9 +356,9 @@ def _draw_face(
     # Brows: inner end, arch, outer end (quadratic Bezier), drawn as a tapered band, always darker than skin.
     brow_color = _mix(tuple(np.asarray(skin) * 0.3), style.hair, 0.25)
     for side in (-1, 1):
-        base = style.eye_y - style.brow_gap - 0.11 * e["brow_raise"]
+        base = style.eye_y - style.brow_gap - 0.15 * e["brow_raise"]
         inner = (side * (style.eye_sep - style.eye_w * 0.95 - 0.07 * e["brow_squeeze"]),
-                 base - 0.1 * e["brow_inner"] + 0.02)
+                 base - 0.13 * e["brow_inner"] + 0.02)
         outer = (side * (style.eye_sep + style.eye_w * 1.15), base + 0.03 - 0.02 * max(e["brow_raise"], 0))
         arch = (side * (style.eye_sep + 0.01), base - 0.04 - 0.04 * max(e["brow_raise"], 0)
                 - 0.02 * e["brow_inner"])
@@ -379,13 +381,13 @@ def _draw_face(
         wrinkle_color = _mix(skin, (60, 35, 25), 0.7 * min(e["nose_wrinkle"], 1.2))
         for k in range(3):
             y = style.eye_y + 0.02 + 0.04 * k
-            canvas.line(_quad_bezier((-0.07, y + 0.01), (0, y - 0.02), (0.07, y + 0.01), 5), wrinkle_color, 0.012)
+            canvas.line(_quad_bezier((-0.09, y + 0.01), (0, y - 0.025), (0.09, y + 0.01), 5), wrinkle_color, 0.022)
 
     # Mouth: lips around an opening whose height comes from the expression plus talking.
     opening = 0.15 * max(e["mouth_open"], 0.0) + 0.07 * talk
     round_ = float(np.clip(e["mouth_round"], 0, 1.2))
     press = float(np.clip(e["lip_press"], 0, 1.2))
-    sneer = 0.045 * max(e["upper_lip_raise"], 0)
+    sneer = 0.09 * max(e["upper_lip_raise"], 0)
     t = np.linspace(-1, 1, 17)
     xs = mouth_half * t
     base_y = mouth_y - lift * t**2
@@ -630,10 +632,10 @@ def _is_complete(root: Path, settings: dict) -> bool:
 
 def generate_synthetic_dfer(
     root: str | os.PathLike,
-    num_actors: int = 12,
+    num_actors: int = 24,
     clips_per_class: int = 4,
-    num_frames: int = 48,
-    size: Sequence[int] = (240, 320),
+    num_frames: int = 32,
+    size: Sequence[int] = (144, 192),
     fps: int = 25,
     seed: int = 0,
     num_workers: int | None = None,
@@ -845,12 +847,12 @@ def save_preview(
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Render the synthetic DFER data set (RAVDESS layout).")
     parser.add_argument("--root", required=True, help="output folder")
-    parser.add_argument("--num-actors", type=int, default=12)
+    parser.add_argument("--num-actors", type=int, default=24)
     parser.add_argument("--clips-per-class", type=int, default=4)
-    parser.add_argument("--num-frames", type=int, default=48)
+    parser.add_argument("--num-frames", type=int, default=32)
     parser.add_argument("--num-frames-jitter", type=float, default=0.25)
-    parser.add_argument("--height", type=int, default=240)
-    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=144)
+    parser.add_argument("--width", type=int, default=192)
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-workers", type=int, default=None)

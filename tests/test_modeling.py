@@ -55,7 +55,7 @@ def test_presets_build_and_differ():
     tiny = MTCAEConfig.from_preset("tiny", num_labels=7, decoder_mode="parallel")
     figure = MTCAEConfig.from_preset("paper_figure")
     assert base.encoder_config.hidden_size == 768 and base.freeze_encoder
-    assert tiny.decoder_mode == "parallel" and tiny.encoder_config.image_size == 112
+    assert tiny.decoder_mode == "parallel" and tiny.encoder_config.image_size == 56 and tiny.num_tokens == 392
     assert figure.projection_mode == "per_task" and figure.projection_norm and figure.projection_dim == 512
     with pytest.raises(ValueError, match="Unknown preset"):
         MTCAEConfig.from_preset("huge")
@@ -418,3 +418,40 @@ def test_state_dict_with_prefix_loads(tmp_path):
     state["videomae.fc_norm.weight"] = torch.ones(32)
     report = model.load_encoder_weights(state)
     assert report["missing_keys"] == [] and report["unexpected_keys"] == ["fc_norm.weight"]
+
+
+# ------------------------------------------------------------------------------ data-dependent init
+def test_pca_patch_embedding_whitens_the_tubelets():
+    # Correlated pixels (smooth random images): the PCA-initialised tubelet embedding must turn the clips'
+    # tubelets into centred, decorrelated, unit-variance tokens; the random init does not.
+    model = _model(encoder_config=tiny_encoder_kwargs(patch_size=8))  # 2 x 8 x 8 x 3 = 384 values -> 32 dims
+    generator = torch.Generator().manual_seed(0)
+    coarse = torch.randn(24, model.config.num_frames, 3, 8, 8, generator=generator)
+    pixels = torch.nn.functional.interpolate(coarse.flatten(0, 1), size=(32, 32), mode="bilinear").unflatten(0, (24, -1))
+    pixels = pixels + 0.05 * torch.randn(pixels.shape, generator=generator)
+
+    def token_covariance():
+        conv = model.mtcae.encoder.embeddings.patch_embeddings.projection
+        with torch.no_grad():
+            tokens = conv(pixels.permute(0, 2, 1, 3, 4)).flatten(2).transpose(1, 2).reshape(-1, conv.out_channels)
+        return tokens.mean(0), torch.cov(tokens.T)
+
+    _, before = token_covariance()
+    explained = model.init_patch_embedding_from_data(pixels, eps=0.0)
+    mean, after = token_covariance()
+    identity = torch.eye(after.shape[0])
+    assert (before - before.diag().diag()).abs().max() > 0.05 * before.diag().mean()  # random init: correlated
+    torch.testing.assert_close(mean, torch.zeros_like(mean), atol=1e-4, rtol=0)
+    torch.testing.assert_close(after, identity, atol=1e-3, rtol=0)
+    assert 0.5 < float(explained) <= 1.0  # smooth images: the first 32 directions hold most of the variance
+    # The model still runs and trains from there.
+    model(pixel_values=pixels[:2], labels=torch.tensor([0, 1])).loss.backward()
+
+
+def test_pca_patch_embedding_refuses_too_little_data_or_too_wide_tokens():
+    model = _model(encoder_config=tiny_encoder_kwargs(patch_size=8))
+    with pytest.raises(ValueError, match="at least 384 tubelets"):
+        model.init_patch_embedding_from_data(torch.randn(1, 4, 3, 32, 32))
+    wide = _model(encoder_config=tiny_encoder_kwargs(patch_size=2, hidden_size=32, num_attention_heads=4))
+    with pytest.raises(ValueError, match="hidden_size <= tubelet size"):
+        wide.init_patch_embedding_from_data(torch.randn(8, 4, 3, 32, 32))

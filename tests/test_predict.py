@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from hub_scripts import predict
-from processing.video_processing_mtcae import MTCAEVideoProcessor, sample_frame_indices
+from processing.video_processing_mtcae import MTCAEVideoProcessor, detect_face_labels, read_video, sample_frame_indices
 
 
 def _decode(path) -> list[np.ndarray]:
@@ -52,6 +52,27 @@ def test_boxes_are_mapped_back_to_the_source_frame():
     np.testing.assert_allclose(back_landmarks, landmarks, atol=1e-6)
 
 
+def test_aligned_boxes_are_mapped_back_to_the_source_frame():
+    # face_align warps every frame differently: the per-frame inverse must undo map_face_labels.
+    processor = MTCAEVideoProcessor(resize_mode="face_align", size={"height": 56, "width": 56})
+    rng = np.random.default_rng(0)
+    landmarks = rng.uniform(0.3, 0.6, (4, 5, 2))
+    landmarks[:, :2, 1] = 0.35  # eyes level-ish above the nose, so each frame's warp is a plain similarity
+    landmarks[:, 1, 0] = landmarks[:, 0, 0] + rng.uniform(0.1, 0.2, 4)
+    landmarks[:, 2] = landmarks[:, :2].mean(1) + [0.0, 0.1]
+    low, high = landmarks[:, :3].min(1) - 0.02, landmarks[:, :3].max(1) + 0.02  # a box that stays inside the input
+    boxes = np.concatenate([low, high - low], -1)
+    mask = np.array([True, True, False, True])
+    geometry = processor.compute_geometry((240, 320), face_boxes=boxes, face_mask=mask, face_landmarks=landmarks)
+    mapped_boxes, mapped_landmarks, mapped_mask = processor.map_face_labels(boxes, landmarks, mask, (240, 320), geometry)
+    back_boxes, back_landmarks = predict._to_source(mapped_boxes.numpy(), mapped_landmarks.numpy(), geometry, (240, 320))
+    np.testing.assert_allclose(back_landmarks[mask], landmarks[mask], atol=1e-5)
+    # A box comes back as the bounds of its warped bounds: it contains the original box, a little larger when rolled.
+    assert np.all(back_boxes[mask, :2] <= boxes[mask, :2] + 1e-5)
+    assert np.all(back_boxes[mask, :2] + back_boxes[mask, 2:] >= boxes[mask, :2] + boxes[mask, 2:] - 1e-5)
+    assert np.all(back_boxes[mask, 2:] < 1.3 * boxes[mask, 2:])
+
+
 @pytest.mark.parametrize("name,overlay", [("single_face.mp4", "overlay.gif"), ("face_noface.mov", "overlay.mp4")])
 def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_path, capsys, name, overlay):
     video = clips_dir / name
@@ -80,17 +101,24 @@ def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_
         assert [f["frame"] for f in window["frames"]] == expected_indices.tolist()
         assert all(len(f["box"]) == 4 and np.asarray(f["landmarks"]).shape == (5, 2) for f in window["frames"])
 
-    # The whole-clip result is what the pipeline computes (16 frames over the whole clip, softmax);
-    # with the full-frame resize, boxes normalised to the input are normalised to the source too.
+    # The whole-clip result is what the pipeline computes (16 frames over the whole clip, faces found and
+    # aligned by the processor itself, softmax); boxes come back through the inverse of that alignment.
     model, processor = predict.load_model(str(trained_output_dir))
+    assert processor.resize_mode == "face_align" and processor.face_detector == "mtcnn"
     with torch.no_grad():
         output = model(**processor(str(video), return_tensors="pt"))
     expected = output.logits.softmax(-1)[0]
     got = torch.tensor([result["clip"]["probabilities"][label] for label in labels])
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose([f["box"] for f in result["clip"]["frames"]], output.face_boxes[0].numpy(), atol=1e-5)
-    np.testing.assert_allclose([f["landmarks"] for f in result["clip"]["frames"]], output.face_landmarks[0].numpy(),
-                               atol=1e-5)
+    frames, _, _ = read_video(str(video), num_frames=16)
+    found = detect_face_labels(frames)
+    geometry = processor.compute_geometry(frames.shape[1:3], face_boxes=found["boxes"], face_mask=found["mask"],
+                                          face_landmarks=found["landmarks"])
+    assert geometry["mode"] == "face_align"
+    expected_boxes, expected_landmarks = predict._to_source(
+        output.face_boxes[0].numpy(), output.face_landmarks[0].numpy(), geometry, frames.shape[1:3])
+    np.testing.assert_allclose([f["box"] for f in result["clip"]["frames"]], expected_boxes, atol=1e-5)
+    np.testing.assert_allclose([f["landmarks"] for f in result["clip"]["frames"]], expected_landmarks, atol=1e-5)
     assert [f["frame"] for f in result["clip"]["frames"]] == sample_frame_indices(n, 16).tolist()
 
     with (out / f"{stem}.timeline.csv").open() as handle:

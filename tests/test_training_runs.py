@@ -126,3 +126,35 @@ def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
     ablation = (output_dir / "ablation.md").read_text()
     assert "`single_task`" in ablation and "`cascaded`" in ablation
     assert "Framework ablation" in printed and "mean +- std" in printed
+
+
+def test_pca_init_is_chosen_only_for_encoders_trained_from_scratch():
+    from hub_scripts.train import ModelArguments, build_model, uses_pca_init
+
+    classes = ["a", "b"]
+    scratch = build_model(ModelArguments(preset="tiny"), classes)
+    frozen = build_model(ModelArguments(preset="tiny", freeze_encoder=True), classes)
+    assert uses_pca_init(ModelArguments(), scratch)
+    assert not uses_pca_init(ModelArguments(), frozen)  # a frozen random encoder gains nothing from it
+    assert not uses_pca_init(ModelArguments(encoder="some/videomae"), scratch)  # never overwrite pretrained weights
+    assert not uses_pca_init(ModelArguments(patch_embedding_init="random"), scratch)
+    assert uses_pca_init(ModelArguments(patch_embedding_init="pca", encoder="some/videomae"), scratch)
+    with pytest.raises(ValueError, match="patch_embedding_init"):
+        uses_pca_init(ModelArguments(patch_embedding_init="xavier"), scratch)
+
+
+def test_face_modes_without_a_face_label_cache_are_refused(tmp_path):
+    from hub_scripts.train import main
+
+    # A RAVDESS-layout set of real clips without a face-label cache: face_align cannot work, and says what to run.
+    source = REPO_ROOT.parent / "shared" / "clips" / "single_face.mp4"
+    if not source.exists():
+        pytest.fail(f"real clip missing: {source}")
+    for actor in range(1, 5):
+        for emotion in ("01", "03"):
+            folder = tmp_path / "data" / f"Actor_{actor:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"02-01-{emotion}-01-01-01-{actor:02d}.mp4").write_bytes(source.read_bytes())
+    with pytest.raises(FileNotFoundError, match="mtcae-annotate"):
+        main(["--dataset", "ravdess", "--data_root", str(tmp_path / "data"), "--fold_scheme", "subject_kfold",
+              "--num_folds", "2", "--resize_mode", "face_align", "--output_dir", str(tmp_path / "out")])

@@ -292,7 +292,7 @@ def _box_video(height=180, width=320, box=(100, 40, 60, 60), num_frames=16):
     return video, {"boxes": boxes, "landmarks": landmarks, "mask": mask}
 
 
-@pytest.mark.parametrize("resize_mode", ["full_frame", "shortest_edge", "face_crop"])
+@pytest.mark.parametrize("resize_mode", ["full_frame", "shortest_edge", "face_crop", "face_align"])
 def test_face_labels_follow_the_pixels(resize_mode):
     video, labels = _box_video()
     processor = MTCAEVideoProcessor(resize_mode=resize_mode)
@@ -308,12 +308,98 @@ def test_face_labels_follow_the_pixels(resize_mode):
     # The square's edges agree with the mapped box to within the resize blur (2 pixels).
     assert abs(cols.min().item() - x) <= 2 and abs(cols.max().item() + 1 - (x + w)) <= 2
     assert abs(rows.min().item() - y) <= 2 and abs(rows.max().item() + 1 - (y + h)) <= 2
-    # Landmarks keep their place relative to the box.
+    # Landmarks keep their place relative to the box (face_align: up to the template's slight roll,
+    # which makes the warped square's bounding box a little larger).
     relative = (landmarks[0] - boxes[0, :2]) / boxes[0, 2:]
-    torch.testing.assert_close(relative[0], torch.tensor([0.3, 0.4]), atol=1e-4, rtol=0)
-    if resize_mode == "face_crop":
+    atol = 5e-3 if resize_mode == "face_align" else 1e-4
+    torch.testing.assert_close(relative[0], torch.tensor([0.3, 0.4]), atol=atol, rtol=0)
+    if resize_mode in ("face_crop", "face_align"):
         assert w > 0.4 * size  # the face fills the crop
     assert ((boxes >= 0) & (boxes <= 1)).all() and ((landmarks >= 0) & (landmarks <= 1)).all()
+
+
+def test_random_flip_mirrors_pixels_and_labels_together():
+    video, labels = _box_video(box=(40, 50, 60, 60))  # off-centre square, so a mirror moves it
+    processor = MTCAEVideoProcessor(size={"height": 112, "width": 112})
+    plain = processor(video, face_labels=[labels])
+    flips = []
+    for seed in range(12):
+        out = processor(video, face_labels=[labels], random_flip=True, generator=np.random.default_rng(seed))
+        flipped = not torch.equal(out["pixel_values"], plain["pixel_values"])
+        flips.append(flipped)
+        if not flipped:
+            torch.testing.assert_close(out["face_landmarks"], plain["face_landmarks"])
+            continue
+        torch.testing.assert_close(out["pixel_values"], plain["pixel_values"].flip(-1))
+        boxes, landmarks, mask = out["face_boxes"][0], out["face_landmarks"][0], out["face_mask"][0]
+        expected_x = 1 - plain["face_boxes"][0, :, 0] - plain["face_boxes"][0, :, 2]
+        torch.testing.assert_close(boxes[mask, 0], expected_x[mask])
+        # "Left eye" is still the one with the smaller image x, and it is the mirror of the old right eye.
+        assert torch.all(landmarks[mask, 0, 0] < landmarks[mask, 1, 0])
+        torch.testing.assert_close(landmarks[mask, 0, 0], 1 - plain["face_landmarks"][0, mask, 1, 0])
+        assert torch.all(boxes[~mask] == 0) and torch.all(landmarks[~mask] == 0)
+        # The mirrored box still sits on the mirrored square.
+        cols = torch.nonzero(out["pixel_values"][0, 0, 0] > 0, as_tuple=True)[1]
+        assert abs(cols.min().item() - boxes[0, 0].item() * 112) <= 2
+    assert 2 <= sum(flips) <= 10  # about half of the draws flip
+    # Same generator seed, same draw: the augmentation is reproducible.
+    again = processor(video, face_labels=[labels], random_flip=True, generator=np.random.default_rng(0))
+    first = processor(video, face_labels=[labels], random_flip=True, generator=np.random.default_rng(0))
+    torch.testing.assert_close(again["pixel_values"], first["pixel_values"])
+
+
+def _dots_video(landmarks_px: np.ndarray, height=240, width=320) -> np.ndarray:
+    """Black frames with a bright 5x5 dot at each of the first 3 landmarks (eyes, nose) of each frame."""
+    video = np.zeros((len(landmarks_px), height, width, 3), np.uint8)
+    for t, points in enumerate(landmarks_px):
+        for x, y in points[:3]:
+            video[t, int(round(y)) - 2 : int(round(y)) + 3, int(round(x)) - 2 : int(round(x)) + 3] = 255
+    return video
+
+
+def test_face_align_puts_eyes_and_nose_on_the_template():
+    from processing.video_processing_mtcae import FACE_ALIGN_TEMPLATE
+
+    # A face on the template, rotated, scaled and moved differently in every frame: alignment undoes it.
+    rng = np.random.default_rng(0)
+    size, padding = 112, 0.25
+    template = (FACE_ALIGN_TEMPLATE - 0.5) / (1 + padding) + 0.5  # normalised output coordinates
+    landmarks_px = []
+    for _ in range(16):
+        angle, scale = rng.uniform(-0.5, 0.5), rng.uniform(0.6, 1.4)
+        rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        landmarks_px.append((template * size - size / 2) @ rotation.T + rng.uniform([100, 90], [220, 150]))
+    landmarks_px = np.stack(landmarks_px)
+    video = _dots_video(landmarks_px)
+    mask = np.ones(16, bool)
+    mask[5] = False  # no face in this frame: it reuses the nearest labelled frame's warp
+    labels = {"boxes": np.tile([0.3, 0.3, 0.3, 0.3], (16, 1)), "landmarks": landmarks_px / [320, 240], "mask": mask}
+    processor = MTCAEVideoProcessor(resize_mode="face_align", size={"height": size, "width": size},
+                                    face_align_padding=padding, do_normalize=False, do_rescale=False)
+    out = processor(video, face_labels=[labels])
+    aligned = out["face_landmarks"][0].numpy()
+    assert np.abs(aligned[mask][:, :3] - template[:3]).max() < 1e-5
+    assert out["face_mask"][0].tolist() == mask.tolist() and np.all(aligned[5] == 0)
+    # The pixels moved the same way: every bright dot is now centred on its template point.
+    pixels = out["pixel_values"][0, :, 0].numpy()  # (T, H, W), red channel
+    for t in np.flatnonzero(mask):
+        for x, y in template[:3] * size:
+            window = pixels[t, int(y) - 4 : int(y) + 5, int(x) - 4 : int(x) + 5]
+            assert window.max() > 100, f"frame {t}: no dot near the template point ({x:.0f}, {y:.0f})"
+        assert pixels[t].mean() < 25  # and nothing else bright
+    # Frame 5 got frame 4's or 6's warp: its dots land within the two faces' motion of the template.
+    assert pixels[5].max() > 100
+
+
+def test_face_align_without_faces_falls_back_to_the_full_frame():
+    video = np.random.default_rng(0).integers(0, 255, (16, 60, 80, 3), dtype=np.uint8)
+    processor = MTCAEVideoProcessor(resize_mode="face_align", size={"height": 56, "width": 56})
+    full = MTCAEVideoProcessor(resize_mode="full_frame", size={"height": 56, "width": 56})(video)["pixel_values"]
+    no_face = {"boxes": np.zeros((16, 4)), "landmarks": np.zeros((16, 5, 2)), "mask": np.zeros(16, bool)}
+    for kwargs in ({"face_labels": [no_face]}, {}):
+        with pytest.warns(UserWarning, match="face_align"):
+            out = processor(video, **kwargs)
+        torch.testing.assert_close(out["pixel_values"], full)
 
 
 def test_map_face_labels_full_frame_is_identity_and_crop_clips():
