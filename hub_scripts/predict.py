@@ -122,18 +122,10 @@ def _to_source(boxes: np.ndarray, landmarks: np.ndarray, geometry: dict, source_
     """Invert the processor's geometry: model-input-normalised boxes/landmarks -> source-normalised."""
     src_h, src_w = source_size
     out_h, out_w = geometry["height"], geometry["width"]
-    if geometry["mode"] == "face_align":  # per-frame similarity: invert each frame's matrix
-        matrices = geometry["matrices"]
-        inverse = np.linalg.inv(np.concatenate([matrices, np.tile([[[0.0, 0.0, 1.0]]], (len(matrices), 1, 1))], 1))
+    if geometry["mode"] == "face_align":  # per-frame similarity: back through each frame's inverse
+        from processing.video_processing_mtcae import invert_affine, warp_face_labels
 
-        def back(points):  # (T, K, 2) normalised output -> normalised source
-            pixels = points * np.array([out_w, out_h])
-            return (np.einsum("tij,tkj->tki", inverse[:, :2, :2], pixels) + inverse[:, None, :2, 2]) / [src_w, src_h]
-
-        x, y, w, h = np.moveaxis(boxes, -1, 0)
-        corners = back(np.stack([np.stack(c, -1) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))], 1))
-        low, high = corners.min(1), corners.max(1)
-        return np.concatenate([low, high - low], -1), back(landmarks)
+        return warp_face_labels(boxes, landmarks, invert_affine(geometry["matrices"]), (out_h, out_w), source_size)
     sx, sy, ox, oy = geometry["scale_x"], geometry["scale_y"], geometry["offset_x"], geometry["offset_y"]
 
     def fx(x):

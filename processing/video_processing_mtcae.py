@@ -478,6 +478,33 @@ def _face_align_matrices(
     return matrices
 
 
+def warp_face_labels(
+    boxes: np.ndarray, landmarks: np.ndarray, matrices: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Face labels through per-frame 2x3 pixel matrices (``face_align``'s, or their inverses).
+
+    ``boxes`` (T, 4) x, y, w, h and ``landmarks`` (T, 5, 2) are normalised to ``from_size`` = (height, width)
+    and come back normalised to ``to_size``; a box becomes the bounds of its four warped corners. Not clipped.
+    """
+    scale_in = np.array([from_size[1], from_size[0]], dtype=np.float64)
+    scale_out = np.array([to_size[1], to_size[0]], dtype=np.float64)
+
+    def warp(points):  # (T, K, 2)
+        pixels = np.asarray(points, dtype=np.float64) * scale_in
+        return (np.einsum("tij,tkj->tki", matrices[:, :, :2], pixels) + matrices[:, None, :, 2]) / scale_out
+
+    x, y, w, h = np.moveaxis(np.asarray(boxes, dtype=np.float64), -1, 0)
+    corners = warp(np.stack([np.stack(c, -1) for c in ((x, y), (x + w, y), (x, y + h), (x + w, y + h))], axis=1))
+    low, high = corners.min(1), corners.max(1)
+    return np.concatenate([low, high - low], axis=-1), warp(landmarks)
+
+
+def invert_affine(matrices: np.ndarray) -> np.ndarray:
+    """Inverses of (T, 2, 3) affine matrices, as (T, 2, 3)."""
+    full = np.concatenate([matrices, np.tile([[[0.0, 0.0, 1.0]]], (len(matrices), 1, 1))], axis=1)
+    return np.linalg.inv(full)[:, :2]
+
+
 def _warp_frames(frames: torch.Tensor, matrices: np.ndarray, out_h: int, out_w: int, antialias: bool) -> torch.Tensor:
     """uint8 ``(T, 3, H, W)`` -> uint8 ``(T, 3, out_h, out_w)``: each frame warped by its 2x3 matrix.
 
@@ -494,8 +521,7 @@ def _warp_frames(frames: torch.Tensor, matrices: np.ndarray, out_h: int, out_w: 
         matrices[:, :, 1] *= height / new_h
         height, width = new_h, new_w
     # Output pixel centres -> source coordinates (inverse warp) -> grid_sample's [-1, 1] coordinates.
-    full = np.concatenate([matrices, np.tile([[[0.0, 0.0, 1.0]]], (len(matrices), 1, 1))], axis=1)
-    inverse = np.linalg.inv(full)[:, :2]
+    inverse = invert_affine(matrices)
     ys, xs = np.meshgrid(np.arange(out_h) + 0.5, np.arange(out_w) + 0.5, indexing="ij")
     centres = np.stack([xs, ys, np.ones_like(xs)], axis=-1)  # (out_h, out_w, 3)
     source = np.einsum("tij,hwj->thwi", inverse, centres)
@@ -825,24 +851,15 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
     @staticmethod
     def _map_face_labels_aligned(boxes, landmarks, mask, source_size, geometry):
-        """:meth:`map_face_labels` for ``face_align``: points through each frame's matrix, boxes as the
-        bounds of their warped corners."""
+        """:meth:`map_face_labels` for ``face_align``: through each frame's matrix, clipped to the input."""
         src_h, src_w = source_size
-        matrices = geometry["matrices"]
-        out = np.array([geometry["width"], geometry["height"]], dtype=np.float64)
-
-        def warp(points):  # (T, K, 2) normalised source -> normalised output
-            pixels = points * np.array([src_w, src_h])
-            return (np.einsum("tij,tkj->tki", matrices[:, :, :2], pixels) + matrices[:, None, :, 2]) / out
-
-        x, y, w, h = boxes.T
-        corners = warp(np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1), np.stack([x, y + h], -1),
-                                 np.stack([x + w, y + h], -1)], axis=1))
-        low, high = np.clip(corners.min(1), 0.0, 1.0), np.clip(corners.max(1), 0.0, 1.0)
-        mapped_boxes = np.concatenate([low, high - low], axis=-1)
-        mapped_landmarks = np.clip(warp(landmarks), 0.0, 1.0)
+        out_size = (geometry["height"], geometry["width"])
+        warped_boxes, warped_landmarks = warp_face_labels(boxes, landmarks, geometry["matrices"], (src_h, src_w), out_size)
+        low = np.clip(warped_boxes[:, :2], 0.0, 1.0)
+        high = np.clip(warped_boxes[:, :2] + warped_boxes[:, 2:], 0.0, 1.0)
         mapped_mask = mask & (high[:, 0] > low[:, 0]) & (high[:, 1] > low[:, 1])
-        return _label_tensors(mapped_boxes, mapped_landmarks, mapped_mask)
+        return _label_tensors(np.concatenate([low, high - low], axis=-1), np.clip(warped_landmarks, 0.0, 1.0),
+                              mapped_mask)
 
     # ---- pixel pipeline -------------------------------------------------------------------
 
