@@ -463,17 +463,18 @@ def _face_align_matrices(
     Frames without a labelled face reuse the matrix of the nearest labelled frame; ``None`` when no
     frame has one. ``padding`` zooms out around the template's centre (0.25 = 25 % more context).
     """
-    mask = np.asarray(mask, bool).reshape(-1)
-    labelled = np.flatnonzero(mask)
+    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2) * np.array([width, height])
+    # A face whose eyes are less than a pixel apart cannot be aligned (degenerate labels): treat it as missing.
+    usable = np.asarray(mask, bool).reshape(-1) & (np.linalg.norm(points[:, 1] - points[:, 0], axis=-1) >= 1.0)
+    labelled = np.flatnonzero(usable)
     if labelled.size == 0:
         return None
     template = ((FACE_ALIGN_TEMPLATE - 0.5) / (1.0 + padding) + 0.5) * np.array([out_w, out_h])
-    points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2) * np.array([width, height])
     chosen = list(FACE_ALIGN_POINTS)
-    matrices = np.empty((len(mask), 2, 3))
+    matrices = np.empty((len(usable), 2, 3))
     for t in labelled:
         matrices[t] = _similarity_transform(points[t, chosen], template[chosen])
-    for t in np.flatnonzero(~mask):
+    for t in np.flatnonzero(~usable):
         matrices[t] = matrices[labelled[np.argmin(np.abs(labelled - t))]]
     return matrices
 

@@ -396,7 +396,8 @@ def test_face_align_without_faces_falls_back_to_the_full_frame():
     processor = MTCAEVideoProcessor(resize_mode="face_align", size={"height": 56, "width": 56})
     full = MTCAEVideoProcessor(resize_mode="full_frame", size={"height": 56, "width": 56})(video)["pixel_values"]
     no_face = {"boxes": np.zeros((16, 4)), "landmarks": np.zeros((16, 5, 2)), "mask": np.zeros(16, bool)}
-    for kwargs in ({"face_labels": [no_face]}, {}):
+    degenerate = dict(no_face, mask=np.ones(16, bool))  # "faces" whose points all coincide cannot be aligned
+    for kwargs in ({"face_labels": [no_face]}, {"face_labels": [degenerate]}, {}):
         with pytest.warns(UserWarning, match="face_align"):
             out = processor(video, **kwargs)
         torch.testing.assert_close(out["pixel_values"], full)
