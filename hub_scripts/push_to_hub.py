@@ -437,14 +437,17 @@ def _processor_details(processor) -> str:
         "stride": f"{processor.num_frames} frames with stride N // {processor.num_frames} from the first frame "
                   "(the authors' notebook)",
     }.get(processor.sampling_mode, f"{processor.num_frames} frames ({processor.sampling_mode})")
+    detector = getattr(processor, "face_detector", None)
+    unlabelled = (f"a video given without `face_labels` gets its faces from {detector.upper()}, as `mtcae-annotate` "
+                  "labels them; the whole frame where none is found" if detector else
+                  "pass `face_labels` (boxes + 5 landmarks per frame, e.g. from `mtcae-annotate`) at inference too, "
+                  "otherwise the whole frame is used")
     resize = {
         "full_frame": f"the whole frame resized to {height} x {width} (aspect ratio not kept, as in the paper)",
         "shortest_edge": f"the short side resized to {min(height, width)}, then a {height} x {width} centre crop",
-        "face_crop": f"a square crop around the labelled face resized to {height} x {width} "
-                     "(the whole frame when no face labels are given, as at inference)",
+        "face_crop": f"a square crop around the labelled face resized to {height} x {width}; {unlabelled}",
         "face_align": f"each frame warped so that the labelled eyes and nose sit on ArcFace's 5-point template, "
-                      f"{height} x {width}; pass `face_labels` (boxes + 5 landmarks per frame, e.g. from "
-                      "`mtcae-annotate`) at inference too, otherwise the whole frame is used",
+                      f"{height} x {width}; {unlabelled}",
     }.get(processor.resize_mode, processor.resize_mode)
     mean = ", ".join(f"{v:g}" for v in processor.image_mean)
     std = ", ".join(f"{v:g}" for v in processor.image_std)

@@ -122,6 +122,8 @@ def test_push_uploads_exactly_the_repo_files(pushed_repo, trained_output_dir):
     assert hub.files(repo_id, "main") == []  # main is untouched by a push to a branch
     readme = (hub.folder(repo_id, revision) / "README.md").read_text()
     assert f'model="{repo_id}"' in readme
+    # The card describes the processor the run saved: aligned faces, found by MTCNN when no labels are given.
+    assert "ArcFace's 5-point template" in readme and "gets its faces from MTCNN" in readme
 
 
 def test_push_needs_a_repo_id_and_reports_a_missing_folder(tmp_path, fake_hub, capsys):
