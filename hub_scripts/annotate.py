@@ -21,16 +21,20 @@ from collections import Counter
 from pathlib import Path
 
 DEFAULT_CACHE_NAME = "face_labels.parquet"
-DEFAULT_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v")
 
 # Per worker process state, set up once by `_init_worker`.
 _WORKER: dict = {}
 
 
-def find_videos(root: Path, extensions: tuple[str, ...] = DEFAULT_EXTENSIONS) -> list[Path]:
-    """Video files under ``root`` (recursively), sorted so runs visit them in the same order."""
-    extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+def find_videos(root: Path, extensions: tuple[str, ...] | None = None) -> list[Path]:
+    """Video files under ``root`` (recursively, hidden ones left out), sorted so runs visit them in the same order."""
+    from processing.datasets import VIDEO_EXTENSIONS, LoadReport, find_video_files
+
+    report = LoadReport(dataset="annotate", root=str(root))
+    found = find_video_files(root, report, extensions or VIDEO_EXTENSIONS)
+    for warning in report.warnings:
+        print(f"note: {warning}")
+    return [Path(root, rel) for rel in found]
 
 
 def _init_worker(detector: str, detector_kwargs: dict, single_thread: bool) -> None:
@@ -79,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefer", default="largest", choices=["largest", "score"], help="face kept when several")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="worker processes")
     parser.add_argument("--save-every", type=int, default=50, help="save the cache every N labelled videos")
-    parser.add_argument("--extensions", nargs="+", default=list(DEFAULT_EXTENSIONS), help="video file extensions")
+    parser.add_argument("--extensions", nargs="+", default=None, help="video file extensions")
     parser.add_argument("--limit", type=int, default=None, help="label at most N new videos (for a trial run)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     output = args.output or root / DEFAULT_CACHE_NAME
     cache = AnnotationCache(output)
     key = sampler_key(args.mode, args.num_frames)
-    videos = find_videos(root, tuple(args.extensions))
+    videos = find_videos(root, tuple(args.extensions) if args.extensions else None)
     todo = [v for v in videos if (v.relative_to(root).as_posix(), key) not in cache]
     if args.limit is not None:
         todo = todo[: args.limit]

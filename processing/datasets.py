@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".flv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+from .video_processing_mtcae import VIDEO_EXTENSIONS  # the one list of video file extensions
 
 # ----------------------------------------------------------------------------------------------------
 # Fixed class orders.
@@ -130,24 +130,35 @@ class LoadReport:
             logger.info("Skipped %s: %s", rel, reason)
 
 
-def _walk_videos(root: Path, report: LoadReport, extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[str]:
-    """Sorted POSIX relative paths of the video files under ``root`` (hidden files/folders excluded)."""
+def find_video_files(root: str | os.PathLike, report: LoadReport | None = None,
+                     extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[str]:
+    """Sorted POSIX paths, relative to ``root``, of the video files under it: the one folder walker.
+
+    Hidden files and folders (names starting with ".") are left out and counted in
+    ``report.warnings``; files with another video extension than ``extensions`` are reported as
+    invalid, other files counted as non-video.
+    """
+    root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist or is not a folder")
-    extensions = tuple(e.lower() for e in extensions)
-    found = []
+    report = report if report is not None else LoadReport(dataset="videos", root=str(root))
+    extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
+    found, hidden = [], []
     for dirpath, dirnames, filenames in os.walk(root):
+        hidden += [Path(dirpath, d).relative_to(root).as_posix() + "/" for d in dirnames if d.startswith(".")]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
-            if name.startswith("."):
-                continue
             rel = Path(dirpath, name).relative_to(root).as_posix()
-            if name.lower().endswith(extensions):
+            if name.startswith("."):
+                hidden.append(rel)
+            elif name.lower().endswith(extensions):
                 found.append(rel)
             elif name.lower().endswith(VIDEO_EXTENSIONS):
                 report.invalid.append((rel, f"unexpected video extension (expected {', '.join(extensions)})"))
             else:
                 report.ignored_non_video += 1
+    if hidden:
+        report.warnings.append(f"{len(hidden)} hidden file(s)/folder(s) left out: {', '.join(sorted(hidden)[:5])}")
     return sorted(found)
 
 
@@ -277,7 +288,7 @@ def load_ravdess(
     class_names = RAVDESS_7_CLASSES if num_classes == 7 else RAVDESS_8_CLASSES
     report = LoadReport("RAVDESS", str(root))
     rows = []
-    for rel in _walk_videos(root, report):
+    for rel in find_video_files(root, report):
         parts = rel.split("/")
         stem = Path(parts[-1]).stem
         match = _RAVDESS_NAME.match(stem)
@@ -366,7 +377,7 @@ def load_crema_d(
     root = Path(root).expanduser().resolve()
     report = LoadReport("CREMA-D", str(root))
     rows = []
-    for rel in _walk_videos(root, report, extensions):
+    for rel in find_video_files(root, report, extensions):
         parts = rel.split("/")
         stem = Path(parts[-1]).stem
         match = _CREMA_NAME.match(stem)
@@ -435,7 +446,7 @@ def load_mead(
     root = Path(root).expanduser().resolve()
     report = LoadReport("MEAD", str(root))
     rows = []
-    for rel in _walk_videos(root, report):
+    for rel in find_video_files(root, report):
         parts = rel.split("/")
         if len(parts) != 6 or parts[1] != "video" or not re.fullmatch(r"level_\d+", parts[4]):
             report.invalid.append((rel, "expected SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4"))
@@ -502,7 +513,7 @@ def load_video_folder(
     """
     root = Path(root).expanduser().resolve()
     report = LoadReport("video folder", str(root))
-    relpaths = _walk_videos(root, report, extensions)
+    relpaths = find_video_files(root, report, extensions)
     if class_names is None:
         class_names = sorted({rel.split("/")[0] for rel in relpaths if "/" in rel})
     class_names = list(class_names)
@@ -733,6 +744,7 @@ __all__ = [
     "RAVDESS_7_CLASSES",
     "RAVDESS_8_CLASSES",
     "VIDEO_EXTENSIONS",
+    "find_video_files",
     "FACE_LABEL_FEATURES",
     "add_validation_split",
     "attach_face_labels",

@@ -1,7 +1,7 @@
 """Benchmark: face-labelling throughput (frames/s) of each installed detector backend.
 
 The frames are the 16 sampled frames of real clips (``--videos``; default ``single_face.mp4`` and
-``no_face.mp4`` from ``$MTCAE_CLIPS_DIR`` or ``../shared/clips``; a generated clip when none is
+``no_face.mp4`` from ``tests/data/clips`` (or ``$MTCAE_CLIPS_DIR``); a generated clip when none is
 found), labelled as ``annotate_video`` does it: ``label_frames`` with each backend's default
 resize to ``--label-size`` (224, the authors' protocol; 0 = source resolution). Decoding is not
 timed. The reference is MTCNN (``mtcnn``, the paper's detector family): the ratio column is
@@ -34,9 +34,9 @@ COLUMNS = ("clip", "detector", "label size", "ms / frame", "frames/s", "speed vs
 
 
 def default_videos() -> list[Path]:
-    """The real test clips that exist ($MTCAE_CLIPS_DIR, else ../shared/clips next to the repo)."""
+    """The real test clips shipped in tests/data/clips (or $MTCAE_CLIPS_DIR)."""
     clips_dir = os.environ.get("MTCAE_CLIPS_DIR")
-    folder = Path(clips_dir) if clips_dir else Path(__file__).resolve().parents[3] / "shared" / "clips"
+    folder = Path(clips_dir) if clips_dir else Path(__file__).resolve().parents[2] / "tests" / "data" / "clips"
     return [path for path in (folder / "single_face.mp4", folder / "no_face.mp4") if path.exists()]
 
 
