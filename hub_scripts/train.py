@@ -32,6 +32,8 @@ from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 from processing.annotation_cache import AnnotationCache, sampler_key
 from processing.clip_transform import ClipTransform, find_unreadable_videos
 from processing.datasets import attach_face_labels
+from processing.prepared_cache import PreparedClipCache
+from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
 from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 logger = logging.getLogger("mtcae.train")
@@ -67,6 +69,24 @@ class DataArguments:
     max_train_samples: int | None = field(default=None)
     random_flip: bool = field(default=False, metadata={"help": "mirror half of the training clips left-right "
                                                                "(face labels mirrored too)"})
+    temporal_jitter: bool = field(default=True, metadata={"help": "random frame inside each uniform segment "
+                                                                  "(training augmentation)"})
+    use_prepared_cache: bool = field(
+        default=True, metadata={"help": "decode and frame each video once into --prepared_cache_dir and train from "
+                                        "there (False: decode every clip in every epoch)"})
+    prepared_cache_dir: str = field(default="data/prepared", metadata={"help": "the prepared-clip cache folder"})
+    cache_encoder_features: bool = field(
+        default=False, metadata={"help": "frozen encoder only: run the encoder once per clip, store its tokens (bf16) "
+                                         "and train the decoders and heads on them; needs --temporal_jitter False "
+                                         "and no --random_flip"})
+    preprocessing_num_workers: int = field(default=0, metadata={"help": "worker processes preparing clips"})
+
+    def __post_init__(self):
+        if self.cache_encoder_features and (self.temporal_jitter or self.random_flip):
+            raise ValueError("--cache_encoder_features stores one encoder output per clip, which is wrong when the "
+                             "training inputs change every epoch: pass --temporal_jitter False and drop --random_flip")
+        if self.cache_encoder_features and not self.use_prepared_cache:
+            raise ValueError("--cache_encoder_features reads the prepared-clip cache: drop --use_prepared_cache False")
 
 
 @dataclass
@@ -209,6 +229,102 @@ def processor_for(config: MTCAEConfig, resize_mode: str) -> MTCAEVideoProcessor:
                                resize_mode=resize_mode, face_detector=face_detector)
 
 
+def input_config(model_args: ModelArguments) -> MTCAEConfig:
+    """The config that decides the model input (frames, size), without loading any weights."""
+    if model_args.model_name_or_path or model_args.config:
+        return MTCAEConfig.from_pretrained(model_args.model_name_or_path or model_args.config)
+    if model_args.encoder:
+        from transformers import VideoMAEConfig
+
+        encoder = VideoMAEConfig.from_pretrained(model_args.encoder)
+        return MTCAEConfig.from_preset(model_args.preset, encoder_config={
+            "image_size": encoder.image_size, "num_frames": encoder.num_frames, "patch_size": encoder.patch_size,
+            "tubelet_size": encoder.tubelet_size})
+    return MTCAEConfig.from_preset(model_args.preset)
+
+
+def run_processor(data_args: DataArguments, model_args: ModelArguments) -> MTCAEVideoProcessor:
+    """The processor a run with these arguments uses (and saves next to its model)."""
+    resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
+    return processor_for(input_config(model_args), resize_mode)
+
+
+def face_label_cache(data_args: DataArguments, root: Path, processor: MTCAEVideoProcessor):
+    """The face-label cache to join, or ``None`` (refused when the resize mode needs face labels)."""
+    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
+    if cache_path.exists():
+        return AnnotationCache(cache_path)
+    if processor.resize_mode in ("face_crop", "face_align"):
+        raise FileNotFoundError(f"--resize_mode {processor.resize_mode} needs face labels, and there is no face-label "
+                                f"cache at {cache_path}: run mtcae-annotate on the data set first (or pass --annotations).")
+    logger.warning("No face-label cache at %s: training the expression task alone on these clips "
+                   "(run mtcae-annotate to add the face tasks).", cache_path)
+    return None
+
+
+def with_face_labels(table, cache, processor: MTCAEVideoProcessor):
+    if cache is None:
+        return table
+    return attach_face_labels(table, cache, sampler_key(processor.sampling_mode, processor.num_frames))
+
+
+def labelled_table(data_args: DataArguments, processor: MTCAEVideoProcessor):
+    """The whole data set with its face labels joined (what mtcae-prepare prepares)."""
+    table, _, root = load_table(data_args)
+    return with_face_labels(table, face_label_cache(data_args, root, processor), processor)
+
+
+def prepare_inputs(splits: dict, data_args: DataArguments, processor: MTCAEVideoProcessor,
+                   training_args: TrainingArguments) -> tuple[dict, dict[str, str], object]:
+    """Decode and frame every clip once (prepared-clip cache) and point the splits at it.
+
+    Returns the splits (rows that could not be prepared dropped), ``{video: reason}`` for those, and the
+    evaluation transform.
+    """
+    from hub_scripts.prepare import prepare_splits
+
+    cache = PreparedClipCache(data_args.prepared_cache_dir, processor)
+    with training_args.main_process_first(desc="preparing clips"):
+        report = prepare_splits(splits, cache, data_args.preprocessing_num_workers,
+                                progress=training_args.local_process_index == 0)
+    logger.info("prepared-clip cache %s: %s", cache.cache_dir, report.summary().splitlines()[0])
+    splits = {name: attach_prepared_entries(split, cache, progress=False)[0] for name, split in splits.items()}
+    train_transform = PreparedClipTransform(cache, train=data_args.temporal_jitter, random_flip=data_args.random_flip)
+    splits["train"].set_transform(train_transform)
+    for name in ("validation", "test"):
+        splits[name].set_transform(PreparedClipTransform(cache))
+    return splits, report.failed, PreparedClipTransform(cache)
+
+
+def use_encoder_features(model, splits: dict, eval_transform: PreparedClipTransform,
+                         data_args: DataArguments, training_args: TrainingArguments) -> dict:
+    """Run the frozen encoder once per clip (bf16 tokens on disk) and train on the stored tokens."""
+    from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
+
+    features = EncoderFeatureCache(data_args.prepared_cache_dir, model)
+    with training_args.main_process_first(desc="encoding clips"):
+        encoded = sum(features.fill(split, eval_transform, training_args.per_device_eval_batch_size,
+                                    progress=training_args.local_process_index == 0) for split in splits.values())
+    logger.info("encoder feature cache %s: %d clip(s) encoded now", features.folder, encoded)
+    transform = EncoderFeatureTransform(features, eval_transform)
+    for split in splits.values():
+        split.set_transform(transform)
+    return splits
+
+
+def decode_on_the_fly(splits: dict, data_args: DataArguments, processor: MTCAEVideoProcessor,
+                      training_args: TrainingArguments) -> tuple[dict, dict[str, str], object]:
+    """The uncached path: every epoch decodes the clips again (probing them first)."""
+    with training_args.main_process_first(desc="probing videos"):
+        bad_videos = find_unreadable_videos(sorted({v for s in splits.values() for v in s["video"]}))
+    splits = drop_unreadable(splits, bad_videos)
+    splits["train"].set_transform(ClipTransform(processor, train=data_args.temporal_jitter,
+                                                random_flip=data_args.random_flip))
+    for name in ("validation", "test"):
+        splits[name].set_transform(ClipTransform(processor, train=False))
+    return splits, bad_videos, ClipTransform(processor, train=False)
+
+
 def uses_pca_init(model_args: ModelArguments, model: MTCAEForVideoClassification) -> bool:
     choice = model_args.patch_embedding_init
     if choice not in ("auto", "pca", "random"):
@@ -219,11 +335,11 @@ def uses_pca_init(model_args: ModelArguments, model: MTCAEForVideoClassification
     return choice == "pca"
 
 
-def init_patch_embedding(model: MTCAEForVideoClassification, train_split, processor: MTCAEVideoProcessor) -> None:
+def init_patch_embedding(model: MTCAEForVideoClassification, train_split, eval_transform) -> None:
     """PCA-whitened tubelet embedding from training clips spread over the split (deterministic: no jitter)."""
     picked = np.unique(np.linspace(0, len(train_split) - 1, min(PCA_INIT_CLIPS, len(train_split))).round().astype(int))
-    rows = train_split.select(picked.tolist())[:]
-    pixel_values = ClipTransform(processor, train=False)(rows)["pixel_values"]
+    rows = train_split.with_format(None).select(picked.tolist())[:]  # raw rows, no training transform
+    pixel_values = eval_transform(rows)["pixel_values"]
     explained = model.init_patch_embedding_from_data(pixel_values)
     logger.info("Patch embedding initialised by PCA whitening of %d training clips (%.1f %% of the tubelet "
                 "variance kept).", len(pixel_values), 100 * float(explained))
@@ -268,28 +384,20 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
         splits["train"] = splits["train"].shuffle(seed=training_args.seed).select(
             range(min(data_args.max_train_samples, len(splits["train"]))))
 
-    with training_args.main_process_first(desc="probing videos"):
-        bad_videos = find_unreadable_videos(sorted({v for s in splits.values() for v in s["video"]}))
-    splits = drop_unreadable(splits, bad_videos)
-
     model = build_model(model_args, class_names)
+    if data_args.cache_encoder_features and not model.base_model.encoder_is_frozen:
+        raise ValueError("--cache_encoder_features needs a frozen encoder (the preset's freeze_encoder or "
+                         "--freeze_encoder True): a trained encoder changes its tokens every step")
     resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
     processor = processor_for(model.config, resize_mode)
-    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
-    if cache_path.exists():
-        cache, cache_key = AnnotationCache(cache_path), sampler_key(processor.sampling_mode, processor.num_frames)
-        splits = {name: attach_face_labels(split, cache, cache_key) for name, split in splits.items()}
-    elif resize_mode in ("face_crop", "face_align"):
-        raise FileNotFoundError(f"--resize_mode {resize_mode} needs face labels, and there is no face-label cache at "
-                                f"{cache_path}: run mtcae-annotate on the data set first (or pass --annotations).")
-    else:
-        logger.warning("No face-label cache at %s: training the expression task alone on these clips "
-                       "(run mtcae-annotate to add the face tasks).", cache_path)
+    labels_cache = face_label_cache(data_args, root, processor)
+    splits = {name: with_face_labels(split, labels_cache, processor) for name, split in splits.items()}
+    inputs = prepare_inputs if data_args.use_prepared_cache else decode_on_the_fly
+    splits, bad_videos, eval_transform = inputs(splits, data_args, processor, training_args)
     if uses_pca_init(model_args, model) and not training_args.resume_from_checkpoint:
-        init_patch_embedding(model, splits["train"], processor)
-    splits["train"].set_transform(ClipTransform(processor, train=True, random_flip=data_args.random_flip))
-    for name in ("validation", "test"):
-        splits[name].set_transform(ClipTransform(processor, train=False))
+        init_patch_embedding(model, splits["train"], eval_transform)
+    if data_args.cache_encoder_features:
+        splits = use_encoder_features(model, splits, eval_transform, data_args, training_args)
 
     from hub_scripts.push_to_hub import MTCAETrainer
 

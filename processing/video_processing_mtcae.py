@@ -729,6 +729,33 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             generator,
         )
 
+    # TEMPORARY (cache branch): stand-ins for the processor split's prepare_frames / finalize.
+    def prepare_frames(self, frames, frame_indices, face_labels=None, num_source_frames=None, **overrides):
+        indices = np.asarray(frame_indices, dtype=np.int64)
+        labels = None
+        if face_labels is not None:
+            b, l, m = self._labels_for_frames(face_labels, indices, num_source_frames or len(indices))
+            labels = {"boxes": b, "landmarks": l, "mask": m}
+        out = self(frames, face_labels=labels, do_sample_frames=False, do_rescale=False, do_normalize=False,
+                   random_flip=False, temporal_jitter=False, return_tensors="pt", **overrides)
+        result = {"frames": out["pixel_values"][0].round().clamp(0, 255).to(torch.uint8)}
+        if labels is not None:
+            result.update(face_boxes=out["face_boxes"][0], face_landmarks=out["face_landmarks"][0],
+                          face_mask=out["face_mask"][0])
+        return result
+
+    def finalize(self, frames, face_boxes=None, face_landmarks=None, face_mask=None, flip=False, **overrides):
+        if flip:
+            frames = frames.flip(-1)
+        result = {"pixel_values": self._normalize(frames, self.do_rescale, self.rescale_factor, self.do_normalize,
+                                                  self.image_mean, self.image_std)}
+        if face_boxes is not None:
+            mapped = (face_boxes, face_landmarks, face_mask.bool())
+            if flip:
+                mapped = _mirror_face_labels(*mapped)
+            result.update(face_boxes=mapped[0], face_landmarks=mapped[1], face_mask=mapped[2])
+        return result
+
     def output_size(self, size: Any = None) -> tuple[int, int]:
         """``(height, width)`` of the model input, from ``size`` (defaults to ``self.size``)."""
         size = self.size if size is None else size

@@ -1,0 +1,299 @@
+"""The prepared-clip cache: every video decoded and framed once per processor setting.
+
+Training reads the same clips in every epoch; decoding them (a RAVDESS clip is ~100 frames of
+1280 x 720) and warping their frames again each time costs more than the model's step. This cache
+decodes each video once, applies the processor's geometry (every ``resize_mode``, ``face_align``
+with the clip's face labels included) and stores, per video, uint8 frames at model resolution plus
+the face labels already mapped into model-input coordinates.
+
+Which frames are stored: every source frame when the clip has at most
+``num_frames * frames_per_segment`` frames (64 by default: the synthetic set's 32, DFEW's mean 77
+is above), else, in each of the ``num_frames`` uniform segments, ``frames_per_segment`` evenly
+spaced frames plus the segment's centre (the frame evaluation takes) and the ``stride`` sampler's
+frame. Training's temporal jitter then draws one stored frame per segment: exactly the on-the-fly
+jitter distribution when every frame is stored, ``frames_per_segment`` (+1) choices per segment
+otherwise.
+
+Storage: one safetensors file per video (memory-mapped on read; tensors ``frames`` uint8
+``(K, 3, H, W)``, ``frame_indices`` int64 ``(K,)``, ``face_boxes`` / ``face_landmarks`` /
+``face_mask``), in ``CACHE_DIR/<key[:2]>/<key>.safetensors``. The key hashes the video's path,
+size and modification time, the face labels used, and every processor setting that changes pixels
+(:func:`pixel_settings`), so a changed file, label or setting is prepared again, never served stale.
+Entries are written to a temporary name and renamed, so an entry is complete or absent: a killed
+run resumes where it stopped and never serves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, read_video, sample_frame_indices
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT_VERSION = 1
+DEFAULT_FRAMES_PER_SEGMENT = 4
+# Processor attributes that change the stored pixels or labels; normalisation, flips and jitter
+# are applied when the cache is read, so they are not part of the key.
+PIXEL_SETTINGS = (
+    "size", "resize_mode", "face_crop_margin", "face_align_padding", "antialias", "resample", "do_resize",
+    "do_center_crop", "crop_size", "num_frames", "sampling_mode", "video_backend", "face_detector",
+)
+LABEL_FIELDS = ("frame_indices", "boxes", "landmarks", "mask")
+TEMP_PREFIX = ".tmp-"  # entries being written: ".tmp-<pid>-<random>.safetensors", renamed when whole
+
+
+def pixel_settings(processor: MTCAEVideoProcessor, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> dict:
+    """The processor settings that decide a cache entry's content (JSON-serialisable)."""
+    settings = {name: getattr(processor, name, None) for name in PIXEL_SETTINGS}
+    settings["size"] = dict(settings["size"]) if settings["size"] is not None else None
+    settings["crop_size"] = dict(settings["crop_size"]) if settings["crop_size"] is not None else None
+    settings.update(frames_per_segment=int(frames_per_segment), format=CACHE_FORMAT_VERSION,
+                    processor_class=type(processor).__name__)
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _labels_digest(face_labels: Any) -> str:
+    """A digest of a clip's face labels (dict or object with frame_indices/boxes/landmarks/mask)."""
+    if face_labels is None:
+        return "none"
+    get = face_labels.get if isinstance(face_labels, dict) else (lambda k, d=None: getattr(face_labels, k, d))
+    digest = hashlib.sha256()
+    for name in LABEL_FIELDS:
+        value = get(name)
+        digest.update(name.encode())
+        if value is not None:
+            digest.update(np.ascontiguousarray(np.asarray(value, dtype=np.float64)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict:
+    """What identifies a video's content without reading it: resolved path, size, modification time."""
+    stat = os.stat(path)
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def entry_key(path: str | os.PathLike, settings: dict, face_labels: Any = None) -> str:
+    """The cache key of one video under one setting (changes with the file, its labels or the setting)."""
+    payload = {"file": file_fingerprint(path), "labels": _labels_digest(face_labels), "settings": settings}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def stored_frame_indices(num_source_frames: int, num_frames: int = 16,
+                         frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> np.ndarray:
+    """The source frames a cache entry keeps (see the module docstring); sorted, unique, int64."""
+    n, t, k = int(num_source_frames), int(num_frames), int(frames_per_segment)
+    if n <= t * k:
+        return np.arange(n, dtype=np.int64)
+    segment = np.arange(t)[:, None]
+    starts, ends = (segment * n) // t, ((segment + 1) * n) // t
+    spaced = starts + np.floor((np.arange(k)[None, :] + 0.5) * (ends - starts) / k).astype(np.int64)
+    centres = sample_frame_indices(n, t, "uniform")
+    strided = sample_frame_indices(n, t, "stride")
+    return np.unique(np.concatenate([spaced.reshape(-1), centres, strided])).astype(np.int64)
+
+
+def _count_source_frames(path: str, backend: str) -> int:
+    """Frames of a video in presentation order, as read_video counts them (a one-frame read reports it)."""
+    _, _, info = read_video(path, indices=np.zeros(1, dtype=np.int64), backend=backend)
+    return int(info["num_source_frames"])
+
+
+def prepare_entry(path: str, processor: MTCAEVideoProcessor, face_labels: Any = None,
+                  frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> dict[str, torch.Tensor]:
+    """Decode and frame one video: the tensors of its cache entry (nothing written)."""
+    num_source = _count_source_frames(path, processor.video_backend)
+    indices = stored_frame_indices(num_source, processor.num_frames, frames_per_segment)
+    frames, indices, info = read_video(path, indices=indices, backend=processor.video_backend)
+    prepared = processor.prepare_frames(frames, indices, face_labels=face_labels,
+                                        num_source_frames=int(info["num_source_frames"]))
+    tensors = {"frames": prepared["frames"].contiguous(),
+               "frame_indices": torch.as_tensor(np.asarray(indices), dtype=torch.int64),
+               "num_source_frames": torch.tensor([int(info["num_source_frames"])], dtype=torch.int64)}
+    if "face_boxes" in prepared:
+        tensors.update(face_boxes=prepared["face_boxes"].float().contiguous(),
+                       face_landmarks=prepared["face_landmarks"].float().contiguous(),
+                       face_mask=prepared["face_mask"].to(torch.uint8).contiguous())
+    return tensors
+
+
+def _write_atomically(tensors: dict[str, torch.Tensor], target: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=target.parent)
+    os.close(handle)
+    try:
+        save_file(tensors, temporary, metadata=metadata)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)  # atomic: readers see the whole entry or none
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare_clips` did: entries written, entries already there, videos that failed."""
+
+    prepared: int = 0
+    reused: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"{self.prepared} clip(s) prepared, {self.reused} already in the cache, {len(self.failed)} failed"]
+        lines += [f"  unreadable: {path}: {reason}" for path, reason in self.failed.items()]
+        return "\n".join(lines)
+
+
+class PreparedClipCache:
+    """A folder of prepared clips for one processor setting.
+
+    Args:
+        cache_dir: the cache folder (created when missing).
+        processor: the processor whose geometry and size the entries follow.
+        frames_per_segment: stored frames per uniform segment for long clips (see the module docstring).
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, processor: MTCAEVideoProcessor,
+                 frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT):
+        if int(frames_per_segment) < 1:
+            raise ValueError(f"frames_per_segment must be >= 1, got {frames_per_segment}")
+        self.cache_dir = Path(cache_dir)
+        self.processor = processor
+        self.frames_per_segment = int(frames_per_segment)
+        self.settings = pixel_settings(processor, self.frames_per_segment)
+
+    def entry_path(self, video: str, face_labels: Any = None) -> Path:
+        key = entry_key(video, self.settings, face_labels)
+        return self.cache_dir / key[:2] / f"{key}.safetensors"
+
+    def __contains__(self, item) -> bool:
+        video, face_labels = item if isinstance(item, tuple) else (item, None)
+        return self.entry_path(video, face_labels).is_file()
+
+    def check_writable(self) -> None:
+        """Fail now, before any decoding, when the cache folder cannot be written."""
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.cache_dir, prefix=".probe-"):
+                pass
+        except OSError as error:
+            raise PermissionError(f"cannot write the prepared-clip cache folder {self.cache_dir}: {error}") from error
+
+    def remove_abandoned_temporaries(self) -> int:
+        """Delete this cache's own half-written files left by a killed run (their writer is gone)."""
+        removed = 0
+        for temporary in self.cache_dir.glob(f"*/{TEMP_PREFIX}*.safetensors"):
+            pid = temporary.name[len(TEMP_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                temporary.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def prepare(self, videos: Sequence[str], face_labels: Sequence[Any] | None = None, num_workers: int = 0,
+                progress: bool = True) -> PrepareReport:
+        """Prepare every video not in the cache yet; a video that fails is reported and the rest go on."""
+        self.check_writable()
+        self.remove_abandoned_temporaries()
+        labels = list(face_labels) if face_labels is not None else [None] * len(videos)
+        if len(labels) != len(videos):
+            raise ValueError(f"got {len(labels)} face labels for {len(videos)} videos")
+        report = PrepareReport()
+        todo = []
+        for video, label in zip(videos, labels):
+            if (video, label) in self:
+                report.reused += 1
+            else:
+                todo.append((str(video), label))
+        for video, error in self._run(todo, num_workers, progress):
+            if error is None:
+                report.prepared += 1
+            else:
+                report.failed[video] = error
+        if report.failed:
+            logger.warning("prepared-clip cache %s:\n%s", self.cache_dir, report.summary())
+        return report
+
+    def _run(self, todo: list[tuple[str, Any]], num_workers: int, progress: bool):
+        from tqdm.auto import tqdm
+
+        jobs = [(video, label, self.processor.to_dict(), str(self.entry_path(video, label)), self.frames_per_segment,
+                 self.settings) for video, label in todo]
+        bar = tqdm(total=len(jobs), desc="preparing clips", unit="clip", disable=not progress or not jobs)
+        if num_workers <= 0 or len(jobs) <= 1:
+            results = map(_prepare_job, jobs)
+        else:
+            pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker)
+            results = pool.imap_unordered(_prepare_job, jobs)
+        try:
+            for result in results:
+                bar.update(1)
+                yield result
+        finally:
+            bar.close()
+            if num_workers > 0 and len(jobs) > 1:
+                pool.terminate()
+
+    def load(self, video: str, face_labels: Any = None) -> dict[str, torch.Tensor]:
+        """The entry of one video, memory-mapped (``KeyError`` when it was not prepared)."""
+        from safetensors.torch import load_file
+
+        path = self.entry_path(video, face_labels)
+        if not path.is_file():
+            raise KeyError(f"{video} is not in the prepared-clip cache {self.cache_dir} (run mtcae-prepare)")
+        return load_file(path)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_PROCESSORS: dict[str, MTCAEVideoProcessor] = {}
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # workers run in parallel already
+
+
+def _prepare_job(job) -> tuple[str, str | None]:
+    video, label, processor_dict, target, frames_per_segment, settings = job
+    key = json.dumps(processor_dict, sort_keys=True, default=str)
+    if key not in _PROCESSORS:
+        _PROCESSORS[key] = MTCAEVideoProcessor(**{k: v for k, v in processor_dict.items()
+                                                  if k not in ("processor_class", "video_processor_type")})
+    try:
+        tensors = prepare_entry(video, _PROCESSORS[key], label, frames_per_segment)
+        _write_atomically(tensors, Path(target), {"video": video, "settings": json.dumps(settings)})
+    except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
+        return video, f"{type(error).__name__}: {error}"
+    return video, None
+
+
+__all__ = [
+    "PreparedClipCache",
+    "PrepareReport",
+    "entry_key",
+    "file_fingerprint",
+    "pixel_settings",
+    "prepare_entry",
+    "stored_frame_indices",
+]
