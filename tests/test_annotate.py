@@ -26,7 +26,8 @@ def dataset(tmp_path, clips_dir):
 
 def test_annotate_folder_resumes_and_reports_failures(dataset, tmp_path, capsys):
     cache_path = tmp_path / "labels.parquet"
-    code = annotate.main([str(dataset), "-o", str(cache_path), "--workers", "1", "--no-progress", "--save-every", "1"])
+    code = annotate.main(["--data_root", str(dataset), "--output", str(cache_path), "--workers", "1", "--no_progress",
+                          "--save_every", "1"])
     assert code == 0  # two of four failed, not all
     captured = capsys.readouterr()
     assert "2 videos failed" in captured.err
@@ -42,10 +43,11 @@ def test_annotate_folder_resumes_and_reports_failures(dataset, tmp_path, capsys)
     assert not cache.get("no_face.mp4", key).mask.any()
 
     # A second run labels nothing new: the cached videos are skipped, the bad ones retried.
-    code = annotate.main([str(dataset), "-o", str(cache_path), "--workers", "1", "--no-progress"])
+    code = annotate.main(["--data_root", str(dataset), "--output", str(cache_path), "--workers", "1", "--no_progress"])
     assert code == 0
     assert "2 already in" in capsys.readouterr().out
-    assert annotate.main([str(dataset), "-o", str(cache_path), "--workers", "1", "--no-progress", "--strict"]) == 1
+    assert annotate.main(["--data_root", str(dataset), "--output", str(cache_path), "--workers", "1", "--no_progress",
+                          "--strict"]) == 1
 
 
 def test_annotate_exits_non_zero_when_everything_fails(tmp_path, capsys):
@@ -53,7 +55,7 @@ def test_annotate_exits_non_zero_when_everything_fails(tmp_path, capsys):
     root.mkdir()
     (root / "a.mp4").write_bytes(b"junk")
     (root / "b.mkv").write_bytes(b"")
-    assert annotate.main([str(root), "--workers", "1", "--no-progress"]) == 1
+    assert annotate.main(["--data_root", str(root), "--workers", "1", "--no_progress"]) == 1
     assert "2 videos failed" in capsys.readouterr().err
 
 
@@ -63,7 +65,7 @@ def test_annotate_with_worker_processes(tmp_path, clips_dir):
     for name in ("single_face.mp4", "face_noface.mov"):
         shutil.copy(clips_dir / name, root / name)
     cache_path = root / annotate.DEFAULT_CACHE_NAME
-    args = [str(root), "--workers", "2", "--no-progress", "--num-frames", "8", "--mode", "stride"]
+    args = ["--data_root", str(root), "--workers", "2", "--no_progress", "--num_frames", "8", "--mode", "stride"]
     assert annotate.main(args + ["--limit", "1"]) == 0
     assert len(AnnotationCache(cache_path)) == 1  # --limit stops early; the rest resumes below
     assert annotate.main(args) == 0
