@@ -20,10 +20,11 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Literal
+from typing import Literal
 
 DEFAULT_CACHE_NAME = "face_labels.parquet"
 
@@ -116,7 +117,7 @@ def _label_one(task: tuple[str, str, dict]):
         fingerprint = FileFingerprint.of(absolute)
         labels = annotate_video(absolute, detector=_WORKER["detector"], **options)
         return relative, labels, fingerprint, None
-    except Exception as error:  # keep going: one bad file must not stop a dataset run
+    except Exception as error:  # noqa: BLE001  (keep going: one bad file must not stop a dataset run)
         return relative, None, None, f"{type(error).__name__}: {error}"
 
 

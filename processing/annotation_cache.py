@@ -21,10 +21,11 @@ import logging
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from filelock import FileLock, Timeout
@@ -77,12 +78,12 @@ class FileFingerprint:
     sha256: str
 
     @classmethod
-    def of(cls, path: str | os.PathLike) -> "FileFingerprint":
+    def of(cls, path: str | os.PathLike) -> FileFingerprint:
         info = os.stat(path)
         return cls(info.st_size, info.st_mtime_ns, _ends_sha256(path, info.st_size))
 
     @classmethod
-    def from_row(cls, row: dict) -> "FileFingerprint":
+    def from_row(cls, row: dict) -> FileFingerprint:
         return cls(int(row["file_size"]), int(row["file_mtime_ns"]), str(row["file_sha256"]))
 
     def columns(self) -> dict:
@@ -136,7 +137,7 @@ class FaceLabels:
         self.mask = np.asarray(self.mask, dtype=bool).reshape(n)
         self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
 
-    def select(self, indices: Sequence[int]) -> "FaceLabels":
+    def select(self, indices: Sequence[int]) -> FaceLabels:
         """Labels for the given source frame indices; frames this row does not hold get mask False."""
         position = {int(f): i for i, f in enumerate(self.frame_indices)}
         rows = [position.get(int(f), -1) for f in indices]
@@ -175,7 +176,7 @@ class FaceLabels:
         }
 
     @classmethod
-    def from_row(cls, row: dict) -> "FaceLabels":
+    def from_row(cls, row: dict) -> FaceLabels:
         return cls(
             frame_indices=np.asarray(row["frame_indices"]),
             boxes=np.asarray(row["boxes"], dtype=np.float32) if len(row["boxes"]) else np.zeros((0, 4)),
@@ -386,5 +387,13 @@ def _umask() -> int:
     return mask
 
 
-__all__ = ["ALL_FRAMES", "AnnotationCache", "CACHE_COLUMNS", "FaceLabels", "FileFingerprint", "LANDMARK_NAMES",
-           "RowState", "sampler_key"]
+__all__ = [
+    "ALL_FRAMES",
+    "CACHE_COLUMNS",
+    "LANDMARK_NAMES",
+    "AnnotationCache",
+    "FaceLabels",
+    "FileFingerprint",
+    "RowState",
+    "sampler_key",
+]
