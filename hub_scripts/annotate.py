@@ -37,7 +37,7 @@ class AnnotateArguments:
     """Arguments of ``mtcae-annotate`` (flags are the field names: ``--data_root``, ``--save_every``, ...)."""
 
     data_root: str = field(metadata={"help": "dataset folder, searched recursively for videos"})
-    output: str | None = field(default=None, metadata={"help": f"cache file, .parquet (default: DATA_ROOT/{DEFAULT_CACHE_NAME})"})
+    output: str | None = field(default=None, metadata={"help": f"cache file, ending in .parquet; unset: DATA_ROOT/{DEFAULT_CACHE_NAME}"})
     detector: Literal["mtcnn", "dlib"] = field(default="mtcnn", metadata={"help": "face detector backend"})
     num_frames: int = field(default=16, metadata={"help": "frames sampled per video"})
     mode: Literal["uniform", "stride"] = field(default="uniform", metadata={"help": "frame sampling mode"})
@@ -47,7 +47,7 @@ class AnnotateArguments:
     workers: int = field(default=max(1, (os.cpu_count() or 2) - 1), metadata={"help": "worker processes"})
     save_every: int = field(default=50, metadata={"help": "save the cache every N labelled videos ..."})
     save_interval_s: float = field(default=10.0, metadata={"help": "... or every S seconds, whichever comes first"})
-    extensions: list[str] | None = field(default=None, metadata={"help": "video file extensions (default: all known)"})
+    extensions: list[str] | None = field(default=None, metadata={"help": "video file extensions; unset: every known one"})
     limit: int | None = field(default=None, metadata={"help": "label at most N new videos (for a trial run)"})
     strict: bool = field(default=False, metadata={"help": "exit with status 1 if any video failed"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
