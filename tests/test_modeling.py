@@ -256,15 +256,26 @@ def test_eager_attention_equals_sdpa():
         torch.testing.assert_close(getattr(first, name), getattr(second, name), rtol=1e-5, atol=1e-5)
 
 
-def test_output_attentions_are_probabilities():
-    model = _model().eval()
+def test_output_attentions_are_probabilities_per_encoder_layer_and_per_decoder_block():
+    model = _model(attn_implementation="eager").eval()
     config = model.config
     output = model(_inputs(config)["pixel_values"], output_attentions=True, output_hidden_states=True)
-    attentions = output.attentions["expression"]
-    assert len(attentions) == config.decoder_num_layers
-    assert attentions[0].shape == (2, config.decoder_num_heads, config.num_tokens, config.num_tokens)
-    torch.testing.assert_close(attentions[0].sum(-1), torch.ones(2, config.decoder_num_heads, config.num_tokens))
-    assert len(output.hidden_states) == config.encoder_config.num_hidden_layers + 1
+    tokens, encoder = config.num_tokens, config.encoder_config
+    assert len(output.attentions) == encoder.num_hidden_layers
+    assert output.attentions[0].shape == (2, encoder.num_attention_heads, tokens, tokens)
+    assert list(output.decoder_cross_attentions) == ["face_detection", "face_landmark", "expression"]
+    for name, maps in output.decoder_cross_attentions.items():
+        assert len(maps) == config.decoder_num_layers, name
+        assert maps[0].shape == (2, config.decoder_num_heads, tokens, tokens)
+        torch.testing.assert_close(maps[-1].sum(-1), torch.ones(2, config.decoder_num_heads, tokens))
+    torch.testing.assert_close(output.attentions[-1].sum(-1), torch.ones(2, encoder.num_attention_heads, tokens))
+    assert len(output.hidden_states) == encoder.num_hidden_layers + 1
+
+
+def test_sdpa_returns_no_attention_maps_as_in_transformers():
+    model = _model().eval()  # sdpa, the default: like VideoMAE, no maps
+    output = model(_inputs(model.config)["pixel_values"], output_attentions=True)
+    assert output.attentions == () and all(maps == () for maps in output.decoder_cross_attentions.values())
 
 
 def test_a_batch_equals_its_items_one_by_one():
