@@ -90,6 +90,7 @@ def cpu_dropout_attention_forward(
 
     Returns `(context as (batch, query_tokens, heads, head_dim), None)` like the sdpa function.
     """
+    is_causal = getattr(module, "is_causal", True) if is_causal is None else is_causal  # as the sdpa function reads it
     if is_causal or not uses_fast_path(query, dropout, attention_mask):
         return ALL_ATTENTION_FUNCTIONS["sdpa"](
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
