@@ -1,8 +1,8 @@
 """MTCAE-DFER configuration.
 
-The numbers of the ``paper`` preset were read cell by cell from the authors' public notebook
-(see DESIGN.md §1): a frozen VideoMAE ViT-L/16 encoder, a shared 1024 -> 256 projection and three
-cascaded cross-attention decoders (face detection -> face landmarks -> expression).
+The numbers of the ``paper`` preset (arXiv 2412.18988) were read cell by cell from the authors' public
+notebook: a frozen VideoMAE ViT-L/16 encoder, a shared 1024 -> 256 projection and three cascaded
+cross-attention decoders (face detection -> face landmarks -> expression).
 
 This file is copied next to the weights by ``save_pretrained`` (Hub remote code), so it may only
 import third-party packages.
@@ -39,7 +39,7 @@ _VIDEOMAE_TINY = dict(
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # DESIGN.md §1 exactly: 9,800,935 trainable / 313,659,623 total parameters with 7 classes.
+    # The notebook's model exactly: 9,800,935 trainable / 313,659,623 total parameters with 7 classes.
     "paper": dict(encoder_config=_VIDEOMAE_LARGE, freeze_encoder=True),
     # The paper's figure: LayerNorm + one 1024 -> 512 projection per task.
     "paper_figure": dict(
@@ -145,6 +145,7 @@ class MTCAEConfig(PreTrainedConfig):
         "loss_face_landmarks",
         "hidden_states",
         "attentions",
+        "decoder_cross_attentions",
     ]
 
     # --- encoder ---

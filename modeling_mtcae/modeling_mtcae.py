@@ -1,15 +1,15 @@
 """PyTorch MTCAE-DFER: a VideoMAE encoder shared by cascaded cross-attention task decoders.
 
 Reference: Xiang, Wu, Bai, "MTCAE-DFER: Multi-Task Cascaded Autoencoder for Dynamic Facial
-Expression Recognition", arXiv 2412.18988. Layer sizes follow the authors' TensorFlow notebook
-(DESIGN.md §1). This file is Hub remote code: it imports only third-party packages and its sibling
+Expression Recognition", arXiv 2412.18988. Layer sizes follow the authors' TensorFlow notebook.
+This file is Hub remote code: it imports only third-party packages and its sibling
 ``configuration_mtcae``.
 """
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from torch import nn
 from transformers import PreTrainedModel, VideoMAEConfig, VideoMAEModel
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.utils import ModelOutput, logging
 
 from .configuration_mtcae import MTCAEConfig
@@ -47,6 +49,9 @@ ENCODER_ARCHITECTURE_FIELDS = (
 @dataclass
 class MTCAEModelOutput(ModelOutput):
     """
+    Outputs of [`MTCAEModel`]. `hidden_states` and `attentions` are the shared VideoMAE encoder's, named and
+    shaped as `VideoMAEModel` returns them; the decoders' cross-attention maps are in `decoder_cross_attentions`.
+
     Args:
         last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, decoder_hidden_size)`):
             Token features of the expression decoder.
@@ -55,25 +60,36 @@ class MTCAEModelOutput(ModelOutput):
         face_landmark_hidden_state (`torch.FloatTensor`, *optional*):
             Token features of the face-landmark decoder (`None` in single-task mode).
         encoder_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, num_tokens, encoder_hidden_size)`):
-            VideoMAE encoder tokens shared by all decoders.
-        encoder_hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            Encoder hidden states per layer, when `output_hidden_states=True`.
-        decoder_attentions (`dict[str, tuple(torch.FloatTensor)]`, *optional*):
-            Per decoder, the cross-attention probabilities of each block, shape
-            `(batch_size, num_heads, num_tokens, num_tokens)`, when `output_attentions=True`.
+            VideoMAE encoder tokens shared by all decoders (what [`MTCAEModel.encode`] returns and what
+            `encoder_outputs=` accepts back).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*):
+            Encoder hidden states, when `output_hidden_states=True` (or `config.output_hidden_states`): the
+            embeddings, then the output of each encoder layer, each `(batch_size, num_tokens, encoder_hidden_size)`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            Encoder self-attention probabilities of each layer, `(batch_size, encoder_num_heads, num_tokens,
+            num_tokens)`, when `output_attentions=True` (or `config.output_attentions`). As in transformers, only
+            the `"eager"` attention implementation returns them; `"sdpa"` and the fused kernels give an empty tuple.
+        decoder_cross_attentions (`dict[str, tuple(torch.FloatTensor)]`, *optional*):
+            With `output_attentions=True`: for each decoder, by name in query order (`"face_detection"`,
+            `"face_landmark"`, `"expression"`, and `"shared"` first in fully-shared mode), the cross-attention
+            probabilities of each of its blocks, `(batch_size, decoder_num_heads, num_tokens, num_tokens)`
+            (queries x encoder tokens). Like `attentions`, filled by the `"eager"` implementation only.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     face_detection_hidden_state: torch.FloatTensor | None = None
     face_landmark_hidden_state: torch.FloatTensor | None = None
     encoder_last_hidden_state: torch.FloatTensor | None = None
-    encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    decoder_attentions: dict[str, tuple[torch.FloatTensor, ...]] | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_cross_attentions: dict[str, tuple[torch.FloatTensor, ...]] | None = None
 
 
 @dataclass
 class MTCAEForVideoClassificationOutput(ModelOutput):
     """
+    Outputs of [`MTCAEForVideoClassification`].
+
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
             Weighted multi-task loss, returned when `labels` and/or face targets are given.
@@ -86,9 +102,11 @@ class MTCAEForVideoClassificationOutput(ModelOutput):
         loss_expression, loss_face_boxes, loss_face_landmarks (`torch.FloatTensor` of shape `()`, *optional*):
             The unweighted task losses.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*):
-            Encoder hidden states per layer, when `output_hidden_states=True`.
-        attentions (`dict[str, tuple(torch.FloatTensor)]`, *optional*):
-            Decoder cross-attention probabilities, when `output_attentions=True`.
+            The encoder's hidden states, as in [`MTCAEModelOutput`].
+        attentions (`tuple(torch.FloatTensor)`, *optional*):
+            The encoder's self-attention probabilities per layer, as in [`MTCAEModelOutput`].
+        decoder_cross_attentions (`dict[str, tuple(torch.FloatTensor)]`, *optional*):
+            Each decoder's cross-attention probabilities per block, as in [`MTCAEModelOutput`].
     """
 
     loss: torch.FloatTensor | None = None
@@ -99,132 +117,91 @@ class MTCAEForVideoClassificationOutput(ModelOutput):
     loss_face_boxes: torch.FloatTensor | None = None
     loss_face_landmarks: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: dict[str, tuple[torch.FloatTensor, ...]] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    decoder_cross_attentions: dict[str, tuple[torch.FloatTensor, ...]] | None = None
 
 
 # ----------------------------------------------------------------------------------------------
 # Decoder building blocks
 # ----------------------------------------------------------------------------------------------
-class _CPUAttentionWithDropout(torch.autograd.Function):
-    """`dropout(softmax(q @ k^T * scale)) @ v` for float32 CPU tensors, with a lean backward.
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`dropout(softmax(q k^T * scaling + mask)) v` on `(batch, heads, tokens, head_dim)` tensors.
 
-    PyTorch's CPU flash-attention kernel has no dropout, so `F.scaled_dot_product_attention` with
-    `dropout_p > 0` falls back on CPU to its unfused math path: a "safe" softmax with extra passes
-    over the (tokens x tokens) scores, a Bernoulli mask that is slow to draw, a separate rescale
-    pass, and three (tokens x tokens) tensors kept for backward. This function computes the same
-    thing with fewer passes: the keep mask (1.0 / 0.0) is written in place over a `torch.rand`
-    draw, the `1 / (1 - p)` rescale is applied to the small (tokens x head_dim) results instead of
-    the scores, and backward keeps only the probabilities and the mask (8 bytes per score instead
-    of 12), recomputing the dropped probabilities.
+    Returns the context as `(batch, query_tokens, heads, head_dim)` and the attention probabilities (after
+    dropout, as transformers' eager attention returns them). The softmax runs in float32.
     """
-
-    @staticmethod
-    def forward(ctx, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float, dropout: float):
-        scores = torch.matmul(query, key.transpose(-2, -1)).mul_(scale)
-        probs = torch.softmax(scores, dim=-1)
-        del scores
-        # Keep with probability 1 - p: rand >= p. Written in place as 1.0 / 0.0 in the draw's own
-        # float tensor (a bool mask would be cast to float again by every multiply).
-        keep = torch.rand(probs.shape, dtype=torch.float32, device=probs.device).ge_(dropout)
-        keep_scale = 1.0 / (1.0 - dropout)
-        ctx.scale, ctx.keep_scale = scale, keep_scale
-        ctx.save_for_backward(query, key, value, probs, keep)
-        return torch.matmul(probs * keep, value).mul_(keep_scale)
-
-    @staticmethod
-    def backward(ctx, grad_context: torch.Tensor):
-        query, key, value, probs, keep = ctx.saved_tensors
-        grad_value = torch.matmul((probs * keep).transpose(-2, -1), grad_context).mul_(ctx.keep_scale)
-        grad_probs = torch.matmul(grad_context, value.transpose(-2, -1)).mul_(keep)
-        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-        del grad_probs
-        factor = ctx.scale * ctx.keep_scale
-        grad_query = torch.matmul(grad_scores, key).mul_(factor)
-        grad_key = torch.matmul(grad_scores.transpose(-2, -1), query).mul_(factor)
-        return grad_query, grad_key, grad_value, None, None
-
-
-class MTCAEDropout(nn.Dropout):
-    """`nn.Dropout` with a cheaper mask for float32 CPU tensors.
-
-    The keep mask is a `torch.rand` draw compared with `p` in place (about 2x faster, forward and
-    backward, than the `bernoulli_` draw `F.dropout` makes on CPU). Same distribution and the same
-    `1 / (1 - p)` scaling; only the random stream differs. Anywhere else (CUDA has a fused dropout
-    kernel; other dtypes; `inplace=True`) it is `nn.Dropout`.
-    """
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if (
-            not self.training
-            or self.p == 0.0
-            or self.inplace
-            or input.device.type != "cpu"
-            or input.dtype != torch.float32
-        ):
-            return super().forward(input)
-        keep = torch.rand(input.shape, dtype=torch.float32, device=input.device).ge_(self.p)
-        return input * keep.mul_(1.0 / (1.0 - self.p))
-
-
-def _use_cpu_dropout_attention(query: torch.Tensor, dropout: float) -> bool:
-    """Whether `_CPUAttentionWithDropout` applies: float32 CPU tensors, dropout on, no CPU autocast."""
-    return (
-        dropout > 0.0
-        and query.device.type == "cpu"
-        and query.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
-    )
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        attn_weights = attn_weights + attention_mask
+    attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
+    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    return attn_output, attn_weights
 
 
 class MTCAECrossAttention(nn.Module):
     """Multi-head cross-attention in the Keras `MultiHeadAttention` layout of the notebook.
 
+    Queries come from the decoder stream (`decoder_hidden_size` wide), keys and values from the decoder
+    memory (`projection_dim` wide). There are `decoder_num_heads` heads of `decoder_head_dim` each, so the
+    inner width is `decoder_num_heads * decoder_head_dim` (768 = 3 x 256 in the paper preset, not 256 / 3);
+    scale `1 / sqrt(decoder_head_dim)`; attention-probability dropout `decoder_attention_dropout` in training.
+    The attention itself is the function `config._attn_implementation` names in transformers'
+    `AttentionInterface` (`"sdpa"`, `"eager"`, `"flash_attention_2"`, `"flex_attention"` or a registered one).
+
     Args:
-        query_dim: width of the query stream.
-        memory_dim: width of the key/value tokens.
-        num_heads: attention heads.
-        head_dim: width per head; the inner width is `num_heads * head_dim` (not `query_dim / num_heads`).
-        dropout: attention-probability dropout.
-        config: the model config, read at call time for `_attn_implementation`.
+        config: the model config.
     """
 
-    def __init__(
-        self, query_dim: int, memory_dim: int, num_heads: int, head_dim: int, dropout: float, config: MTCAEConfig
-    ):
+    def __init__(self, config: MTCAEConfig):
         super().__init__()
         self.config = config
-        self.num_heads = num_heads
-        self.head_dim = head_dim
-        self.scale = 1.0 / math.sqrt(head_dim)
-        self.dropout = dropout
-        inner_dim = num_heads * head_dim
-        self.query = nn.Linear(query_dim, inner_dim)
-        self.key = nn.Linear(memory_dim, inner_dim)
-        self.value = nn.Linear(memory_dim, inner_dim)
-        self.output = nn.Linear(inner_dim, query_dim)
+        self.num_heads = config.decoder_num_heads
+        self.head_dim = config.decoder_head_dim
+        self.scaling = self.head_dim**-0.5
+        self.dropout_prob = config.decoder_attention_dropout
+        self.is_causal = False
+        inner_dim = self.num_heads * self.head_dim
+        self.query = nn.Linear(config.decoder_hidden_size, inner_dim)
+        self.key = nn.Linear(config.projection_dim, inner_dim)
+        self.value = nn.Linear(config.projection_dim, inner_dim)
+        self.output = nn.Linear(inner_dim, config.decoder_hidden_size)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, tokens, _ = x.shape
-        return x.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.view(*x.shape[:-1], -1, self.head_dim).transpose(1, 2)
 
-    def forward(
-        self, query: torch.Tensor, memory: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q = self._split_heads(self.query(query))
-        k = self._split_heads(self.key(memory))
-        v = self._split_heads(self.value(memory))
-        dropout = self.dropout if self.training else 0.0
-        weights = None
-        if output_attentions or self.config._attn_implementation == "eager":
-            weights = torch.softmax((q @ k.transpose(-2, -1)) * self.scale, dim=-1, dtype=torch.float32).to(q.dtype)
-            context = F.dropout(weights, p=dropout, training=self.training) @ v
-        elif _use_cpu_dropout_attention(q, dropout):
-            context = _CPUAttentionWithDropout.apply(q, k, v, self.scale, dropout)
-        else:
-            context = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, scale=self.scale)
-        batch, _, tokens, _ = context.shape
-        context = context.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim)
-        return self.output(context), (weights if output_attentions else None)
+    def forward(self, hidden_states: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns the attended queries `(batch, tokens, decoder_hidden_size)` and the probabilities, if the
+        attention function gives them (`"eager"` does)."""
+        query = self._split_heads(self.query(hidden_states))
+        key = self._split_heads(self.key(memory))
+        value = self._split_heads(self.value(memory))
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        context, attn_weights = attention_interface(
+            self,
+            query,
+            key,
+            value,
+            None,
+            is_causal=self.is_causal,
+            scaling=self.scaling,
+            dropout=self.dropout_prob if self.training else 0.0,
+        )
+        context = context.reshape(*hidden_states.shape[:-1], self.num_heads * self.head_dim)
+        return self.output(context), attn_weights
 
 
 class MTCAEDecoderMLP(nn.Module):
@@ -236,7 +213,7 @@ class MTCAEDecoderMLP(nn.Module):
         self.fc2 = nn.Linear(config.decoder_intermediate_size, config.decoder_hidden_size)
         self.act = ACT2FN[config.decoder_hidden_act]
         self.output_act = ACT2FN[config.decoder_hidden_act] if config.decoder_mlp_output_activation else nn.Identity()
-        self.dropout = MTCAEDropout(config.decoder_dropout)
+        self.dropout = nn.Dropout(config.decoder_dropout)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = self.dropout(self.act(self.fc1(hidden_states)))
@@ -250,24 +227,15 @@ class MTCAEDecoderBlock(GradientCheckpointingLayer):
         super().__init__()
         width = config.decoder_hidden_size
         self.layernorm_before = nn.LayerNorm(width, eps=config.layer_norm_eps)
-        self.cross_attention = MTCAECrossAttention(
-            query_dim=width,
-            memory_dim=config.projection_dim,
-            num_heads=config.decoder_num_heads,
-            head_dim=config.decoder_head_dim,
-            dropout=config.decoder_attention_dropout,
-            config=config,
-        )
+        self.cross_attention = MTCAECrossAttention(config)
         self.layernorm_after = nn.LayerNorm(width, eps=config.layer_norm_eps)
         self.mlp = MTCAEDecoderMLP(config)
 
-    def forward(
-        self, hidden_states: torch.Tensor, memory: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attended, weights = self.cross_attention(self.layernorm_before(hidden_states), memory, output_attentions)
+    def forward(self, hidden_states: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        attended, attn_weights = self.cross_attention(self.layernorm_before(hidden_states), memory)
         hidden_states = hidden_states + attended
         hidden_states = hidden_states + self.mlp(self.layernorm_after(hidden_states))
-        return hidden_states, weights
+        return hidden_states, attn_weights
 
 
 class MTCAEDecoder(nn.Module):
@@ -289,15 +257,18 @@ class MTCAEDecoder(nn.Module):
         self.blocks = nn.ModuleList([MTCAEDecoderBlock(config) for _ in range(config.decoder_num_layers)])
 
     def forward(
-        self, query: torch.Tensor, projected_tokens: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        self, query: torch.Tensor, projected_tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Returns the decoder's token output and the attention probabilities its blocks' attention
+        function gave (one per block with `"eager"`, none with `"sdpa"`)."""
         memory = self.memory_norm(projected_tokens)
         hidden_states = self.query_projection(query) if self.query_projection is not None else query
         attentions = []
         for block in self.blocks:
-            hidden_states, weights = block(hidden_states, memory, output_attentions)
-            attentions.append(weights)
-        return hidden_states, (tuple(attentions) if output_attentions else None)
+            hidden_states, attn_weights = block(hidden_states, memory)
+            if attn_weights is not None:
+                attentions.append(attn_weights)
+        return hidden_states, tuple(attentions)
 
 
 class MTCAEProjection(nn.Module):
@@ -307,7 +278,7 @@ class MTCAEProjection(nn.Module):
         super().__init__()
         encoder_width = config.encoder_config.hidden_size
         self.norm = nn.LayerNorm(encoder_width, eps=config.layer_norm_eps) if config.projection_norm else None
-        self.dropout = MTCAEDropout(config.projection_dropout)
+        self.dropout = nn.Dropout(config.projection_dropout)
         self.linear = nn.Linear(encoder_width, config.projection_dim, bias=config.projection_bias)
 
     def forward(self, encoder_tokens: torch.Tensor) -> torch.Tensor:
@@ -322,7 +293,7 @@ class MTCAEPooledHead(nn.Module):
     def __init__(self, config: MTCAEConfig, out_features: int):
         super().__init__()
         self.norm = nn.LayerNorm(config.decoder_hidden_size, eps=config.layer_norm_eps)
-        self.dropout = MTCAEDropout(config.head_dropout)
+        self.dropout = nn.Dropout(config.head_dropout)
         self.linear = nn.Linear(config.decoder_hidden_size, out_features)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -339,7 +310,12 @@ class MTCAEPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = "video"
     supports_gradient_checkpointing = True
+    # The decoders' attention and VideoMAE's both go through transformers' AttentionInterface, so every
+    # implementation VideoMAE supports works here too, and `set_attn_implementation` switches both at run time.
     _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
     _no_split_modules = ["VideoMAEEmbeddings", "VideoMAELayer", "MTCAEDecoderBlock"]
     # Our forward takes no loss kwargs: let Trainer scale the loss for gradient accumulation itself.
     accepts_loss_kwargs = False
@@ -546,12 +522,59 @@ class MTCAEModel(MTCAEPreTrainedModel):
 
     # ---------------------------------------------------------------- encoder
     def forward_encoder(
-        self, pixel_values: torch.Tensor, output_hidden_states: bool = False
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """(B, T, 3, H, W) -> encoder tokens (B, N, D). A frozen encoder runs without autograd."""
+        self,
+        pixel_values: torch.Tensor,
+        output_attentions: bool = False,
+        output_hidden_states: bool | int | list[int] = False,
+    ) -> BaseModelOutput:
+        """(B, T, 3, H, W) -> the VideoMAE encoder's outputs. A frozen encoder runs without autograd."""
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.encoder_is_frozen):
-            outputs = self.encoder(pixel_values, output_hidden_states=output_hidden_states)
-        return outputs.last_hidden_state, outputs.hidden_states
+            return self.encoder(
+                pixel_values,
+                output_attentions=output_attentions,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
+
+    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The encoder tokens `(batch_size, num_tokens, encoder_hidden_size)` of `pixel_values`.
+
+        This is what a frozen-encoder feature cache stores: `forward(encoder_outputs=tokens)` later runs
+        projection, decoders (and heads) on them exactly as `forward(pixel_values)` would. Call it in
+        `eval()` mode (the VideoMAE encoder has no dropout by default, but a config may add some).
+        """
+        self.check_pixel_values(pixel_values)
+        return self.forward_encoder(pixel_values).last_hidden_state
+
+    def resolve_encoder_outputs(
+        self,
+        pixel_values: torch.Tensor | None,
+        encoder_outputs: BaseModelOutput | tuple | torch.Tensor | None,
+        output_attentions: bool,
+        output_hidden_states: bool | int | list[int],
+    ) -> BaseModelOutput:
+        """Run the encoder on `pixel_values`, or take the precomputed `encoder_outputs` (exactly one of them)."""
+        if (pixel_values is None) == (encoder_outputs is None):
+            given = "both" if pixel_values is not None else "neither"
+            raise ValueError(
+                f"Pass exactly one of `pixel_values` (frames) or `encoder_outputs` (precomputed encoder tokens, "
+                f"e.g. from `model.encode(pixel_values)`); got {given}."
+            )
+        if pixel_values is not None:
+            self.check_pixel_values(pixel_values)
+            return self.forward_encoder(pixel_values, output_attentions, output_hidden_states)
+        if isinstance(encoder_outputs, torch.Tensor):
+            encoder_outputs = BaseModelOutput(last_hidden_state=encoder_outputs)
+        elif not isinstance(encoder_outputs, BaseModelOutput):  # a tuple, as return_dict=False gives it
+            encoder_outputs = BaseModelOutput(
+                last_hidden_state=encoder_outputs[0],
+                hidden_states=encoder_outputs[1] if len(encoder_outputs) > 1 else None,
+                attentions=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
+            )
+        self.check_encoder_tokens(encoder_outputs.last_hidden_state)
+        # A feature cache may hold bf16/fp16 tokens: compute in the model's own dtype.
+        encoder_outputs.last_hidden_state = encoder_outputs.last_hidden_state.to(self.dtype)
+        return encoder_outputs
 
     # ---------------------------------------------------------------- decoders
     def project(self, encoder_tokens: torch.Tensor, decoder_name: str) -> torch.Tensor:
@@ -560,18 +583,20 @@ class MTCAEModel(MTCAEPreTrainedModel):
         return self.projections[decoder_name](encoder_tokens)
 
     def forward_decoders(
-        self, encoder_tokens: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]] | None]:
-        """Run the decoders in query order; returns each decoder's token output (B, N, decoder_hidden_size)."""
+        self, encoder_tokens: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, ...]]]:
+        """Run the decoders in query order. Returns each decoder's token output (B, N, decoder_hidden_size)
+        and the cross-attention probabilities each one's attention function gave, by decoder name."""
         shared_projection = self.projection(encoder_tokens) if self.config.projection_mode == "shared" else None
         outputs: dict[str, torch.Tensor] = {}
         attentions: dict[str, tuple[torch.Tensor, ...]] = {}
         for name, source in self.query_sources.items():  # dict order is query order
             projected = shared_projection if shared_projection is not None else self.project(encoder_tokens, name)
             query = projected if source == "projection" else outputs[source]
-            outputs[name], attentions[name] = self.decoders[name](query, projected, output_attentions)
-        return outputs, (attentions if output_attentions else None)
+            outputs[name], attentions[name] = self.decoders[name](query, projected)
+        return outputs, attentions
 
+    # ---------------------------------------------------------------- checks
     def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
         enc = self.config.encoder_config
         expected = (self.config.num_frames, enc.num_channels, *self.config.image_size)
@@ -582,29 +607,55 @@ class MTCAEModel(MTCAEPreTrainedModel):
                 f"{self.config.num_frames} frames and resize them."
             )
 
+    def check_encoder_tokens(self, tokens: torch.Tensor) -> None:
+        expected = (self.config.num_tokens, self.config.encoder_config.hidden_size)
+        if tokens.ndim != 3 or tuple(tokens.shape[1:]) != expected:
+            raise ValueError(
+                f"encoder_outputs must hold encoder tokens of shape (batch, {expected[0]}, {expected[1]}) = (batch, "
+                f"num_tokens, encoder hidden_size); got {tuple(tokens.shape)}. Compute them with "
+                "`model.encode(pixel_values)` on a model with the same encoder config."
+            )
+
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        encoder_outputs: BaseModelOutput | tuple | torch.Tensor | None = None,
     ) -> MTCAEModelOutput | tuple:
         r"""
-        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`):
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, num_channels, height, width)`, *optional*):
             Normalised frames, as `MTCAEVideoProcessor` returns them.
+        output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
+            As everywhere in transformers; `None` takes the config's value.
+        encoder_outputs (`BaseModelOutput`, `tuple` or `torch.FloatTensor`, *optional*):
+            Precomputed encoder tokens `(batch_size, num_tokens, encoder_hidden_size)` instead of
+            `pixel_values` (exactly one of the two): a tensor (as [`MTCAEModel.encode`] returns it), a
+            `BaseModelOutput` or a tuple whose first item is the tokens. The encoder is then skipped; with a
+            frozen encoder the outputs and every decoder gradient are those of `forward(pixel_values)`.
+            Tokens in another float dtype (a bf16 feature cache) are cast to the model's dtype.
         """
-        self.check_pixel_values(pixel_values)
-        output_hidden_states = bool(output_hidden_states)
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        encoder_tokens, encoder_hidden_states = self.forward_encoder(pixel_values, output_hidden_states)
-        task_tokens, attentions = self.forward_decoders(encoder_tokens, bool(output_attentions))
+        output_attentions, output_hidden_states, return_dict = _output_flags(
+            self.config, output_attentions, output_hidden_states, return_dict
+        )
+        if output_attentions and self.config._attn_implementation != "eager":
+            logger.warning_once(
+                f"output_attentions=True with attn_implementation={self.config._attn_implementation!r}: only 'eager' "
+                "returns attention maps. Call model.set_attn_implementation('eager') to get them."
+            )
+        encoder_outputs = self.resolve_encoder_outputs(
+            pixel_values, encoder_outputs, output_attentions, output_hidden_states
+        )
+        task_tokens, cross_attentions = self.forward_decoders(encoder_outputs.last_hidden_state)
         output = MTCAEModelOutput(
             last_hidden_state=task_tokens["expression"],
             face_detection_hidden_state=task_tokens.get("face_detection"),
             face_landmark_hidden_state=task_tokens.get("face_landmark"),
-            encoder_last_hidden_state=encoder_tokens,
-            encoder_hidden_states=encoder_hidden_states,
-            decoder_attentions=attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
+            attentions=encoder_outputs.attentions if output_attentions else None,
+            decoder_cross_attentions=cross_attentions if output_attentions else None,
         )
         return output if return_dict else output.to_tuple()
 
@@ -725,9 +776,13 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
             total = total + 0.0 * (boxes.sum() + landmarks.sum())
         return total, losses
 
+    def encode(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """See :meth:`MTCAEModel.encode`: the encoder tokens to store in a frozen-encoder feature cache."""
+        return self.mtcae.encode(pixel_values)
+
     def forward(
         self,
-        pixel_values: torch.Tensor,
+        pixel_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         face_boxes: torch.Tensor | None = None,
         face_landmarks: torch.Tensor | None = None,
@@ -735,9 +790,10 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        encoder_outputs: BaseModelOutput | tuple | torch.Tensor | None = None,
     ) -> MTCAEForVideoClassificationOutput | tuple:
         r"""
-        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`):
+        pixel_values (`torch.FloatTensor` of shape `(batch_size, num_frames, 3, height, width)`, *optional*):
             Normalised frames, as `MTCAEVideoProcessor` returns them.
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Expression class ids in `[0, config.num_labels)`.
@@ -747,11 +803,19 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
             Target landmarks per frame, normalised to the model input.
         face_mask (`torch.BoolTensor` of shape `(batch_size, num_frames)`, *optional*):
             False for frames with no face: they add nothing to the box and landmark losses.
+        output_attentions, output_hidden_states, return_dict (`bool`, *optional*):
+            As everywhere in transformers; `None` takes the config's value.
+        encoder_outputs (`BaseModelOutput`, `tuple` or `torch.FloatTensor`, *optional*):
+            Precomputed encoder tokens instead of `pixel_values` (exactly one of the two), e.g. from a
+            frozen-encoder feature cache filled with [`encode`]; see [`MTCAEModel.forward`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        _, _, return_dict = _output_flags(self.config, output_attentions, output_hidden_states, return_dict)
         outputs = self.mtcae(
-            pixel_values, output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+            pixel_values,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             return_dict=True,
+            encoder_outputs=encoder_outputs,
         )
         logits, boxes, landmarks = self.forward_heads(outputs)
         loss, losses = self.forward_loss(logits, boxes, landmarks, labels, face_boxes, face_landmarks, face_mask)
@@ -760,8 +824,9 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
             logits=logits,
             face_boxes=boxes,
             face_landmarks=landmarks,
-            hidden_states=outputs.encoder_hidden_states,
-            attentions=outputs.decoder_attentions,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            decoder_cross_attentions=outputs.decoder_cross_attentions,
             **losses,
         )
         return output if return_dict else output.to_tuple()
@@ -779,6 +844,17 @@ def _rename_videomae_qv_biases(module, state_dict, prefix, *args, **kwargs) -> N
 
 def _add(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
     return term if total is None else total + term
+
+
+def _output_flags(
+    config: MTCAEConfig, output_attentions: bool | None, output_hidden_states: bool | None, return_dict: bool | None
+) -> tuple[bool, bool | int | list[int], bool]:
+    """The forward's output flags, each taken from the config when the call leaves it `None` (as transformers does)."""
+    return (
+        config.output_attentions if output_attentions is None else output_attentions,
+        config.output_hidden_states if output_hidden_states is None else output_hidden_states,
+        config.return_dict if return_dict is None else return_dict,
+    )
 
 
 MTCAEConfig.register_for_auto_class()

@@ -217,10 +217,10 @@ def attach_face_labels(dataset, annotations, sampler_key: str | None = None):
         by_path.setdefault(path, []).append(key)
     columns = {name: [] for name in FACE_LABEL_FEATURES}
     missing = []
-    for rel in dataset["rel_path"]:
-        labels = cache.get(rel, sampler_key)  # that sampler's row, else the "all" row
+    for rel, video in zip(dataset["rel_path"], dataset["video"]):
+        labels = cache.get(rel, sampler_key, file=video)  # that sampler's row, else the "all" row; None if stale
         if labels is None and len(by_path.get(rel, [])) == 1:
-            labels = cache.get(rel, by_path[rel][0])
+            labels = cache.get(rel, by_path[rel][0], file=video)
         if labels is None:
             missing.append(rel)
             for name in FACE_LABEL_FEATURES:

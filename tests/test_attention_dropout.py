@@ -1,11 +1,19 @@
-"""The decoders' CPU dropout speed paths (issue 6): attention with dropout, and MTCAEDropout."""
+"""The package-only CPU attention-with-dropout function, registered as "mtcae_cpu_dropout" (issues 6 and 11)."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
+from mtcae_test_utils import tiny_config
+from transformers import AttentionInterface
 
-from modeling_mtcae.modeling_mtcae import MTCAEDropout, _CPUAttentionWithDropout, _use_cpu_dropout_attention
+from modeling_mtcae import CPU_DROPOUT_ATTENTION, MTCAEForVideoClassification
+from modeling_mtcae.cpu_attention import CPUAttentionWithDropout, cpu_dropout_attention_forward, uses_fast_path
+
+HUB_FILES = ("modeling_mtcae.py", "configuration_mtcae.py")
 
 
 def _qkv(seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, ...]:
@@ -25,7 +33,7 @@ def test_matches_autograd_with_the_same_mask(dropout):
     query, key, value = _qkv()
     scale = 0.4
     torch.manual_seed(123)
-    ours = _CPUAttentionWithDropout.apply(query, key, value, scale, dropout)
+    ours = CPUAttentionWithDropout.apply(query, key, value, scale, dropout)
     torch.manual_seed(123)  # the function draws its mask with torch.rand on the default generator
     keep = torch.rand(2, 3, 12, 10) >= dropout
     grad = torch.randn_like(ours)
@@ -43,8 +51,9 @@ def test_gradcheck_without_dropout():
         torch.randn(*shape, generator=generator, dtype=torch.float64, requires_grad=True)
         for shape in ((1, 2, 4, 3), (1, 2, 5, 3), (1, 2, 5, 2))
     )
+
     def attention(q, k, v):
-        return _CPUAttentionWithDropout.apply(q, k, v, 0.3, 0.0)
+        return CPUAttentionWithDropout.apply(q, k, v, 0.3, 0.0)
 
     assert torch.autograd.gradcheck(attention, (query, key, value))
 
@@ -53,35 +62,57 @@ def test_drops_the_expected_fraction():
     query = torch.zeros(1, 1, 400, 4)
     value = torch.ones(1, 1, 400, 1)
     # Uniform probabilities 1/400: each output is (kept count) / 400 / (1 - p), about 1 on average.
-    out = _CPUAttentionWithDropout.apply(query, query, value, 1.0, 0.5)
+    out = CPUAttentionWithDropout.apply(query, query, value, 1.0, 0.5)
     assert abs(out.mean().item() - 1.0) < 0.05
 
 
-def test_used_only_for_float32_cpu_with_dropout():
+def test_fast_path_only_for_float32_cpu_with_dropout_and_no_mask():
     x = torch.zeros(1, 1, 2, 2)
-    assert _use_cpu_dropout_attention(x, 0.3)
-    assert not _use_cpu_dropout_attention(x, 0.0)
-    assert not _use_cpu_dropout_attention(x.to(torch.bfloat16), 0.3)
+    assert uses_fast_path(x, 0.3)
+    assert not uses_fast_path(x, 0.0)
+    assert not uses_fast_path(x, 0.3, attention_mask=torch.zeros(1, 1, 2, 2))
+    assert not uses_fast_path(x.to(torch.bfloat16), 0.3)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not _use_cpu_dropout_attention(x, 0.3)
+        assert not uses_fast_path(x, 0.3)
 
 
-def test_mtcae_dropout_is_inverted_dropout_with_the_right_rate():
-    dropout = MTCAEDropout(0.3).train()
-    x = torch.ones(200_000, requires_grad=True)
-    y = dropout(x)
-    kept = y != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.01
-    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))
-    y.sum().backward()
-    torch.testing.assert_close(x.grad, y.detach())  # gradient = the same mask and scale
+def test_without_dropout_it_is_transformers_sdpa():
+    query, key, value = (t.detach().float() for t in _qkv())
+    module = torch.nn.Module()
+    ours, weights = cpu_dropout_attention_forward(
+        module, query, key, value, None, dropout=0.0, scaling=0.4, is_causal=False
+    )
+    sdpa, _ = AttentionInterface()["sdpa"](module, query, key, value, None, dropout=0.0, scaling=0.4, is_causal=False)
+    assert weights is None
+    torch.testing.assert_close(ours, sdpa, rtol=0, atol=0)
+    # The layout is transformers' (batch, query_tokens, heads, head_dim), as the model reshapes it.
+    assert ours.shape == (2, 12, 3, 5)
 
 
-def test_mtcae_dropout_is_identity_in_eval_and_nn_dropout_elsewhere():
-    x = torch.randn(4, 5)
-    assert MTCAEDropout(0.3).eval()(x) is x
-    assert isinstance(MTCAEDropout(0.3), torch.nn.Dropout)
+def test_registered_and_selectable_at_run_time():
+    assert AttentionInterface()[CPU_DROPOUT_ATTENTION] is cpu_dropout_attention_forward
     torch.manual_seed(0)
-    expected = torch.nn.functional.dropout(x.double(), 0.3, True)
-    torch.manual_seed(0)
-    torch.testing.assert_close(MTCAEDropout(0.3).train()(x.double()), expected)  # float64: nn.Dropout's path
+    model = MTCAEForVideoClassification(tiny_config(decoder_attention_dropout=0.3)).eval()
+    pixel_values = torch.randn(2, 4, 3, 32, 32)
+    expected = model(pixel_values).logits
+    model.set_attn_implementation(CPU_DROPOUT_ATTENTION)
+    assert model.mtcae.encoder.config._attn_implementation == CPU_DROPOUT_ATTENTION
+    torch.testing.assert_close(model(pixel_values).logits, expected, rtol=1e-6, atol=1e-6)  # eval: no dropout
+
+    calls = []
+    original = CPUAttentionWithDropout.apply
+    CPUAttentionWithDropout.apply = lambda *args: calls.append(args[-1]) or original(*args)
+    try:
+        loss = model.train()(pixel_values, labels=torch.tensor([0, 1])).loss
+    finally:
+        CPUAttentionWithDropout.apply = original
+    loss.backward()
+    assert calls == [0.3] * (3 * model.config.decoder_num_layers)  # every decoder block, not the encoder
+    assert torch.isfinite(loss) and model.mtcae.decoders["expression"].blocks[0].cross_attention.query.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", HUB_FILES)
+def test_hub_files_use_no_private_torch_api_and_do_not_ship_the_fast_path(name):
+    source = (Path(__file__).resolve().parents[1] / "modeling_mtcae" / name).read_text()
+    assert not re.search(r"torch\._[a-z]", source)
+    assert "cpu_attention" not in source and "autograd.Function" not in source

@@ -111,15 +111,15 @@ def test_bench_model_tiny(capsys):
     assert "| preset" in out and "time/FLOP" in out and "FLOP ratio" in out
 
 
-def test_bench_model_compare_before_adds_columns(capsys):
+def test_bench_model_compare_attention_adds_columns(capsys):
     rows = bench_model.main(
         ["--presets", "tiny", "--modes", "train_frozen", "--repeats", "1", "--warmup", "0", "--threads", "1",
-         "--no-memory", "--compare-before"]
+         "--no-memory", "--compare-attention", "mtcae_cpu_dropout"]
     )
-    assert len(rows) == 1
-    for column in ("before ms", "before time/FLOP", "before / ours"):
+    assert len(rows) == 1 and rows[0]["compared attention"] == "mtcae_cpu_dropout"
+    for column in ("compared ms", "compared time/FLOP", "ours / compared"):
         assert _positive(rows[0][column])
-    assert "before / ours" in capsys.readouterr().out
+    assert "ours / compared" in capsys.readouterr().out
 
 
 def test_bench_model_counts_attention_the_same_with_sdpa_and_eager():
@@ -201,17 +201,6 @@ def test_bench_face_labels(small_clip, capsys):
     assert len(rows) == 1 and rows[0]["detector"] == "mtcnn" and rows[0]["speed vs mtcnn"] == 1.0
     assert _positive(rows[0]["frames/s"]) and rows[0]["faces found"].endswith("/16")
     assert "frames/s" in capsys.readouterr().out
-
-
-def test_dropout_fast_paths_switch_restores_the_model():
-    import modeling_mtcae.modeling_mtcae as modeling
-
-    x = torch.zeros(1, 1, 2, 2)
-    with bench_model.cpu_dropout_fast_paths(False):
-        assert not modeling._use_cpu_dropout_attention(x, 0.3)
-        assert modeling.MTCAEDropout.forward is torch.nn.Dropout.forward
-    assert modeling._use_cpu_dropout_attention(x, 0.3)
-    assert modeling.MTCAEDropout.forward is not torch.nn.Dropout.forward
 
 
 def test_paired_ratio_pairs_rounds():

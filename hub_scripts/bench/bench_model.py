@@ -18,21 +18,23 @@ Modes:
 The target (issue 6): time ratio (ours / VideoMAE) <= 1.1 x FLOP ratio, i.e. ``time/FLOP`` <= 1.1.
 
 Clocks: ``--clock wall`` (default) is elapsed time; ``--clock cpu --threads 1`` is this process's
-CPU time, which a machine shared with other work disturbs much less. ``--no-dropout-fast-paths``
-runs the model as it was before issue 6; ``--compare-before`` times that version too, in the same
-rounds as the current one (A/B of the CPU training paths added for issue 6).
+CPU time, which a machine shared with other work disturbs much less. ``--attn-implementation``
+chooses our model's attention function (VideoMAE always runs ``sdpa``); ``--compare-attention NAME``
+also times a copy of our model with attention function ``NAME`` in the same rounds (``compared``
+columns), e.g. the package's CPU training path ``mtcae_cpu_dropout`` against ``sdpa``.
 
 Examples::
 
     python -m hub_scripts.bench.bench_model --presets tiny base --repeats 3 --warmup 1
-    python -m hub_scripts.bench.bench_model --presets base --repeats 3 --warmup 1 --threads 1 --clock cpu
+    python -m hub_scripts.bench.bench_model --presets base --repeats 3 --warmup 1 --threads 1 --clock cpu \
+        --compare-attention mtcae_cpu_dropout
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-from collections.abc import Callable, Iterator
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,7 @@ COLUMNS = (
     "VideoMAE peak MiB",
     "target met",
 )
+COMPARED_COLUMNS = ("compared attention", "compared ms", "compared time/FLOP", "compared peak MiB", "ours / compared")
 
 
 @dataclass
@@ -87,10 +90,12 @@ def build_pair(
     seed: int = 0,
     device: str | torch.device = "cpu",
     attn_implementation: str = "sdpa",
+    reference_attn_implementation: str | None = None,
 ) -> ModelPair:
     """Build MTCAE-DFER (``preset``) and ``VideoMAEForVideoClassification`` on its exact encoder config.
 
     Both are float32, built directly on ``device``, with ``freeze_encoder`` applied to both encoders.
+    VideoMAE uses ``reference_attn_implementation`` (default: the same as ours).
     """
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
@@ -103,7 +108,9 @@ def build_pair(
     encoder_fields = config.encoder_config.to_dict()
     for key in ("id2label", "label2id", "num_labels"):
         encoder_fields.pop(key, None)
-    reference_config = VideoMAEConfig(**encoder_fields, num_labels=num_labels, attn_implementation=attn_implementation)
+    reference_config = VideoMAEConfig(
+        **encoder_fields, num_labels=num_labels, attn_implementation=reference_attn_implementation or attn_implementation
+    )
     with torch.device(device):
         ours = MTCAEForVideoClassification(config)
         reference = VideoMAEForVideoClassification(reference_config)
@@ -164,30 +171,31 @@ def benchmark_mode(
     num_labels: int,
     measure_memory: bool,
     clock: str = "wall",
-    compare_before: bool = False,
+    attn_implementation: str = "sdpa",
+    compare_attention: str | None = None,
 ) -> dict[str, Any]:
-    """One table row: interleaved timing, FLOPs and peak memory of ours and VideoMAE's.
+    """One table row: interleaved timing, FLOPs and peak memory of ours and VideoMAE's (sdpa).
 
-    With ``compare_before``, our model is also timed in the same rounds with its CPU dropout fast
-    paths switched off (the code before issue 6); same FLOPs, reported as ``before`` columns.
+    With ``compare_attention``, a copy of our model running that attention function is timed in the
+    same rounds; same FLOPs, reported as ``compared`` columns.
     """
     freeze = mode == "train_frozen"
-    pair = build_pair(preset, batch_size, num_labels, freeze_encoder=freeze)
+    pair = build_pair(
+        preset, batch_size, num_labels, freeze_encoder=freeze, attn_implementation=attn_implementation,
+        reference_attn_implementation="sdpa",
+    )
     make_step = forward_step if mode == "forward" else train_step
-    steps = {
-        "ours": make_step(pair.ours, pair.our_inputs),
-        "VideoMAE": make_step(pair.reference, pair.reference_inputs),
-    }
-    if compare_before:
-        steps["before"] = _without_fast_paths(steps["ours"])
+    models = {"ours": (pair.ours, pair.our_inputs), "VideoMAE": (pair.reference, pair.reference_inputs)}
+    if compare_attention:
+        compared = copy.deepcopy(pair.ours)
+        compared.set_attn_implementation(compare_attention)
+        models["compared"] = (compared, pair.our_inputs)
+    steps = {name: make_step(model, inputs) for name, (model, inputs) in models.items()}
     timings = time_interleaved(steps, repeats, warmup, clock=clock)
     flops = {name: count_flops(steps[name]) for name in ("ours", "VideoMAE")}
-    memory = {"ours": float("nan"), "VideoMAE": float("nan")}
+    memory = {name: float("nan") for name in models}
     if measure_memory:
-        for name, model, inputs in (
-            ("ours", pair.ours, pair.our_inputs),
-            ("VideoMAE", pair.reference, pair.reference_inputs),
-        ):
+        for name, (model, inputs) in models.items():
             model.zero_grad(set_to_none=True)
             memory[name] = peak_cpu_tensor_bytes(steps[name], resident_tensors(model, inputs)) / 2**20
             model.zero_grad(set_to_none=True)
@@ -209,48 +217,17 @@ def benchmark_mode(
         "VideoMAE peak MiB": memory["VideoMAE"],
         "target met": time_ratio / flop_ratio <= TARGET_TIME_OVER_FLOPS,
     }
-    if compare_before:
-        before_ratio = paired_ratio(timings["before"], timings["VideoMAE"])
+    if compare_attention:
         row.update(
             {
-                "before ms": timings["before"].median * 1e3,
-                "before time/FLOP": before_ratio / flop_ratio,
-                "before / ours": paired_ratio(timings["before"], timings["ours"]),
+                "compared attention": compare_attention,
+                "compared ms": timings["compared"].median * 1e3,
+                "compared time/FLOP": paired_ratio(timings["compared"], timings["VideoMAE"]) / flop_ratio,
+                "compared peak MiB": memory["compared"],
+                "ours / compared": paired_ratio(timings["ours"], timings["compared"]),
             }
         )
     return row
-
-
-def _without_fast_paths(step: Callable[[], Any]) -> Callable[[], Any]:
-    """``step`` run with the CPU dropout fast paths switched off."""
-
-    def before() -> Any:
-        with cpu_dropout_fast_paths(False):
-            return step()
-
-    return before
-
-
-@contextlib.contextmanager
-def cpu_dropout_fast_paths(enabled: bool) -> Iterator[None]:
-    """Switch the decoders' CPU dropout fast paths off (``enabled=False``) for an A/B run.
-
-    Off, attention dropout goes through ``F.scaled_dot_product_attention(dropout_p=...)`` (PyTorch's
-    unfused math path on CPU) and ``MTCAEDropout`` behaves as ``nn.Dropout``: the model as it was
-    before issue 6.
-    """
-    import modeling_mtcae.modeling_mtcae as modeling
-
-    original_attention = modeling._use_cpu_dropout_attention
-    original_dropout = modeling.MTCAEDropout.forward
-    if not enabled:
-        modeling._use_cpu_dropout_attention = lambda query, dropout: False
-        modeling.MTCAEDropout.forward = torch.nn.Dropout.forward
-    try:
-        yield
-    finally:
-        modeling._use_cpu_dropout_attention = original_attention
-        modeling.MTCAEDropout.forward = original_dropout
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -264,15 +241,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-labels", type=int, default=7)
     parser.add_argument("--no-memory", action="store_true", help="skip the (slower) peak-memory pass")
     parser.add_argument(
-        "--no-dropout-fast-paths",
-        action="store_true",
-        help="A/B runs: train with sdpa's CPU math path for attention dropout and plain nn.Dropout (the model "
-        "before issue 6)",
+        "--attn-implementation", default="sdpa", help="our model's attention function (default: sdpa)"
     )
     parser.add_argument(
-        "--compare-before",
-        action="store_true",
-        help="also time our model without the CPU dropout fast paths, in the same rounds (before/after columns)",
+        "--compare-attention",
+        default=None,
+        metavar="NAME",
+        help="also time our model with this attention function in the same rounds (e.g. mtcae_cpu_dropout, "
+        "registered by importing modeling_mtcae)",
     )
     return parser.parse_args(argv)
 
@@ -286,9 +262,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         f"median of {args.repeats} interleaved runs after {args.warmup} warm-up runs ({args.clock} clock); "
         f"batch {args.batch_size}"
     )
-    with cpu_dropout_fast_paths(not args.no_dropout_fast_paths):
-        rows = run_all(args)
-    columns = list(COLUMNS) + (["before ms", "before time/FLOP", "before / ours"] if args.compare_before else [])
+    rows = run_all(args)
+    columns = list(COLUMNS) + (list(COMPARED_COLUMNS) if args.compare_attention else [])
     print()
     print(markdown_table(rows, columns))
     print(f"\ntarget: time/FLOP = (ours / VideoMAE time) / (ours / VideoMAE FLOPs) <= {TARGET_TIME_OVER_FLOPS}")
@@ -309,7 +284,8 @@ def run_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 args.num_labels,
                 not args.no_memory,
                 args.clock,
-                args.compare_before,
+                args.attn_implementation,
+                args.compare_attention,
             )
             rows.append(row)
             summary = f"time ratio {row['time ratio']:.2f}, FLOP ratio {row['FLOP ratio']:.2f}"
