@@ -1,6 +1,6 @@
 """mtcae-prepare: decode and frame every video of a data set once, into the prepared-clip cache.
 
-    mtcae-prepare RAVDESS --dataset ravdess --preset paper --cache_dir data/prepared --num_workers 2
+    mtcae-prepare RAVDESS --dataset ravdess --preset paper --num_workers 2
     mtcae-prepare data/synthetic_dfer --dataset synthetic --resize_mode face_align
 
 Training (``hub_scripts.train``, cross-validation, ablation) prepares what is missing by itself
@@ -22,12 +22,11 @@ from transformers import HfArgumentParser
 from processing.prepared_cache import DEFAULT_FRAMES_PER_SEGMENT, PreparedClipCache
 from processing.prepared_clips import face_labels_of
 
-DEFAULT_CACHE_DIR = "data/prepared"
-
-
 @dataclass
 class PrepareArguments:
-    cache_dir: str = field(default=DEFAULT_CACHE_DIR, metadata={"help": "the prepared-clip cache folder"})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "the prepared-clip cache folder (default: $MTCAE_CACHE/prepared, else "
+                                        "~/.cache/mtcae/prepared, as hub_scripts.train uses it)"})
     frames_per_segment: int = field(
         default=DEFAULT_FRAMES_PER_SEGMENT,
         metadata={"help": "stored frames per uniform segment for clips longer than num_frames x this (all frames "

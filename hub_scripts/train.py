@@ -74,7 +74,9 @@ class DataArguments:
     use_prepared_cache: bool = field(
         default=True, metadata={"help": "decode and frame each video once into --prepared_cache_dir and train from "
                                         "there (False: decode every clip in every epoch)"})
-    prepared_cache_dir: str = field(default="data/prepared", metadata={"help": "the prepared-clip cache folder"})
+    prepared_cache_dir: str | None = field(
+        default=None, metadata={"help": "the prepared-clip cache folder (default $MTCAE_CACHE/prepared, else "
+                                        "~/.cache/mtcae/prepared); entries are keyed by file and setting"})
     cache_encoder_features: bool = field(
         default=False, metadata={"help": "frozen encoder only: run the encoder once per clip, store its tokens (bf16) "
                                          "and train the decoders and heads on them; needs --temporal_jitter False "
@@ -126,8 +128,29 @@ class MTCAETrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="none")
-    dataloader_num_workers: int = field(default=0)
+    dataloader_num_workers: int = field(
+        default=-1, metadata={"help": "-1 (auto): 0 without a GPU (workers would take the training step's cores), "
+                                      "else min(4, CPU cores per process - 1), kept alive between epochs"})
     seed: int = field(default=42)
+
+    def __post_init__(self):
+        if self.dataloader_num_workers < 0:
+            self.dataloader_num_workers = default_dataloader_workers()
+            self.dataloader_persistent_workers = self.dataloader_persistent_workers or self.dataloader_num_workers > 0
+        super().__post_init__()
+
+
+def default_dataloader_workers() -> int:
+    """Loader workers per process: none on a CPU-only machine, else up to 4 of the process's share of cores.
+
+    With the prepared-clip cache a batch is a memory-mapped read plus a normalisation, so on a CPU
+    the step itself needs every core; on a GPU the workers keep the next batches ready.
+    """
+    if not torch.cuda.is_available():
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(4, per_process - 1))
 
 
 # ------------------------------------------------------------------------------------------------

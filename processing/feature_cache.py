@@ -52,14 +52,17 @@ class EncoderFeatureCache:
         dtype: storage dtype, ``"bfloat16"`` (default), ``"float16"`` or ``"float32"``.
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, model, dtype: str = "bfloat16"):
+    def __init__(self, cache_dir: str | os.PathLike | None, model, dtype: str = "bfloat16"):
         if dtype not in STORAGE_DTYPES:
             raise ValueError(f"dtype must be one of {sorted(STORAGE_DTYPES)}, got {dtype!r}")
         if not model.base_model.encoder_is_frozen:
             raise ValueError("the encoder feature cache needs a frozen encoder (freeze_encoder=True): a trained "
                              "encoder changes its tokens every step")
         self.model, self.dtype = model, dtype
-        self.folder = Path(cache_dir) / "features" / encoder_digest(model, dtype)
+        from .prepared_cache import default_cache_dir
+
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.folder = root / "features" / encoder_digest(model, dtype)
 
     def feature_path(self, entry_path: str) -> Path:
         return self.folder / Path(entry_path).name

@@ -55,6 +55,12 @@ LABEL_FIELDS = ("frame_indices", "boxes", "landmarks", "mask")
 TEMP_PREFIX = ".tmp-"  # entries being written: ".tmp-<pid>-<random>.safetensors", renamed when whole
 
 
+def default_cache_dir() -> Path:
+    """``$MTCAE_CACHE/prepared``, else ``$XDG_CACHE_HOME/mtcae/prepared`` (``~/.cache/mtcae/prepared``)."""
+    root = os.environ.get("MTCAE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mtcae"
+    return Path(root) / "prepared"
+
+
 def pixel_settings(processor: MTCAEVideoProcessor, frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> dict:
     """The processor settings that decide a cache entry's content (JSON-serialisable)."""
     settings = {name: getattr(processor, name, None) for name in PIXEL_SETTINGS}
@@ -162,16 +168,16 @@ class PreparedClipCache:
     """A folder of prepared clips for one processor setting.
 
     Args:
-        cache_dir: the cache folder (created when missing).
+        cache_dir: the cache folder (created when missing); ``None``: :func:`default_cache_dir`.
         processor: the processor whose geometry and size the entries follow.
         frames_per_segment: stored frames per uniform segment for long clips (see the module docstring).
     """
 
-    def __init__(self, cache_dir: str | os.PathLike, processor: MTCAEVideoProcessor,
+    def __init__(self, cache_dir: str | os.PathLike | None, processor: MTCAEVideoProcessor,
                  frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT):
         if int(frames_per_segment) < 1:
             raise ValueError(f"frames_per_segment must be >= 1, got {frames_per_segment}")
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.processor = processor
         self.frames_per_segment = int(frames_per_segment)
         self.settings = pixel_settings(processor, self.frames_per_segment)
@@ -291,6 +297,7 @@ def _prepare_job(job) -> tuple[str, str | None]:
 __all__ = [
     "PreparedClipCache",
     "PrepareReport",
+    "default_cache_dir",
     "entry_key",
     "file_fingerprint",
     "pixel_settings",

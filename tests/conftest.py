@@ -16,6 +16,18 @@ def clips_path() -> Path:
     return CLIPS_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Prepared-clip caches of the tests (and of the processes they start) go to a temporary folder."""
+    previous = os.environ.get("MTCAE_CACHE")
+    os.environ["MTCAE_CACHE"] = str(tmp_path_factory.mktemp("mtcae_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("MTCAE_CACHE", None)
+    else:
+        os.environ["MTCAE_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def clips_dir() -> Path:
     """Folder with single_face.mp4, no_face.mp4 and face_noface.mov, shipped with the tests."""

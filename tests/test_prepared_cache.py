@@ -174,3 +174,52 @@ def test_a_killed_prepare_resumes_and_never_serves_a_half_written_entry(syntheti
     assert f"{done} already in the cache" in finished.stdout or "already in the cache" in finished.stdout
     assert len(list(cache_dir.rglob("[0-9a-f]*.safetensors"))) == len(list(synthetic.rglob("*.mp4")))
     assert not list(cache_dir.rglob(".tmp-*"))  # no leftovers served or kept after a clean run
+
+
+def test_training_on_cached_encoder_tokens_equals_the_full_model(synthetic, tmp_path):
+    from mtcae_test_utils import tiny_config
+
+    from modeling_mtcae import MTCAEForVideoClassification
+    from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
+
+    config = tiny_config(freeze_encoder=True, num_labels=7)
+    for name in ("projection_dropout", "decoder_dropout", "decoder_attention_dropout", "head_dropout"):
+        setattr(config, name, 0.0)
+    model = MTCAEForVideoClassification(config)
+    height, width = config.image_size
+    processor = MTCAEVideoProcessor(num_frames=config.num_frames, size={"height": height, "width": width},
+                                    resize_mode="face_align")
+    table = _table(synthetic, limit=3)
+    cache = PreparedClipCache(tmp_path / "cache", processor)
+    table, _ = attach_prepared_entries(table, cache, progress=False)
+    inputs = PreparedClipTransform(cache)
+    features = EncoderFeatureCache(tmp_path / "cache", model, dtype="float32")
+    assert features.fill(table, inputs, batch_size=2, progress=False) == 3
+    assert features.fill(table, inputs, batch_size=2, progress=False) == 0  # already there
+    cached = EncoderFeatureTransform(features, inputs)(table[:])
+    full = inputs(table[:])
+    assert "pixel_values" not in cached and cached["encoder_outputs"].shape[1] == config.num_tokens
+    model.train()
+    losses, grads = [], []
+    for batch in (full, cached):
+        model.zero_grad()
+        loss = model(**batch).loss
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(losses[0], losses[1])
+    assert grads[0].keys() == grads[1].keys() and any("decoders" in n for n in grads[0])
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+    other = EncoderFeatureCache(tmp_path / "cache", model, dtype="bfloat16")
+    assert other.folder != features.folder  # another dtype (or encoder) never reads these tokens
+
+
+def test_the_feature_cache_refuses_augmented_inputs_and_a_trained_encoder():
+    from hub_scripts.train import DataArguments
+
+    with pytest.raises(ValueError, match="--temporal_jitter False"):
+        DataArguments(cache_encoder_features=True)
+    with pytest.raises(ValueError, match="random_flip"):
+        DataArguments(cache_encoder_features=True, temporal_jitter=False, random_flip=True)
+    DataArguments(cache_encoder_features=True, temporal_jitter=False)  # deterministic: accepted
