@@ -77,6 +77,20 @@ class _Listing:
     valid: bool = True  # False: reported as invalid; kept only to know which folders the split files name
 
 
+@dataclass
+class _Layout:
+    """Where an adapter finds its frames and split files, and how it reads them."""
+
+    name: str
+    class_names: Sequence[str]
+    frames_dir: str
+    depth: int  # levels of folders from frames_dir down to a clip folder
+    split_file: Callable[[int, str], str]  # (fold, split) -> split file relative to root
+    parse: Callable[[str], tuple[str, str, int, str]]
+    header: str | None = None
+    scenes: bool = False
+
+
 # ----------------------------------------------------------------------------------------------------
 # Split-file rows.
 # ----------------------------------------------------------------------------------------------------
@@ -121,9 +135,9 @@ def _parse_mafw_row(line: str) -> tuple[str, str, int, str]:
     return clip, clip, MAFW_CLASSES.index(label), ""
 
 
-def _read_split_file(root: Path, rel: str, fold: int, split: str, parse: Callable, frames_dir: str,
-                     report: LoadReport, header: str | None = None) -> list[_Listing]:
+def _read_split_file(root: Path, layout: _Layout, fold: int, split: str, report: LoadReport) -> list[_Listing]:
     """The rows of one split file; the invalid ones go to ``report.invalid`` as ``rel:line`` (``valid=False``)."""
+    rel, frames_dir, header = layout.split_file(fold, split), layout.frames_dir, layout.header
     path = root / rel
     if not path.is_file():
         raise FileNotFoundError(f"split file {path} not found under the data root {root}")
@@ -136,7 +150,7 @@ def _read_split_file(root: Path, rel: str, fold: int, split: str, parse: Callabl
     listings = []
     for number, line in lines:
         try:
-            clip, folder, label, scene = parse(line)
+            clip, folder, label, scene = layout.parse(line)
         except _BadRow as error:
             report.invalid.append((f"{rel}:{number}", f"{error}: {line!r}"))
             if error.folder is not None:
@@ -213,6 +227,9 @@ def _check_fold_coverage(checked: list[tuple[_Listing, int]], report: LoadReport
     if twice:
         report.warnings.append(f"{len(twice)} clip(s) are in the test lists of several folds, e.g. {twice[:3]}; "
                                "test_fold names the last")
+    never_tested = len(clips - set(tested))
+    if never_tested:
+        report.warnings.append(f"{never_tested} clip(s) are in no test list; every fold trains on them")
     for fold in sorted({item.fold for item, _ in checked}):
         unlisted = sorted(clips - {item.clip for item, _ in checked if item.fold == fold})
         if unlisted:
@@ -220,36 +237,32 @@ def _check_fold_coverage(checked: list[tuple[_Listing, int]], report: LoadReport
                                    f"e.g. {unlisted[:3]}; its training split takes them")
 
 
-def _load(root: Path, class_names: Sequence[str], listings: list[_Listing], frames_dir: str, depth: int,
-          report: LoadReport, one_row_per_clip: bool, scenes: bool, return_report: bool, annotations):
-    """Checked listings -> dataset (one row per listing, or per clip when every fold was read)."""
+def _load(root, layout: _Layout, folds: list[int], one_row_per_clip: bool, return_report: bool, annotations):
+    """The split files of ``folds`` -> checked dataset (one row per listing, or per clip when every fold is read)."""
     from datasets import Value
 
+    root = Path(root).expanduser().resolve()
+    report = LoadReport(layout.name, str(root))
+    listings = [item for k in folds for split in ("train", "test") for item in _read_split_file(root, layout, k, split,
+                                                                                                 report)]
     named_folders = {item.folder for item in listings}
-    listings = [item for item in listings if item.valid]
-    checked = _check_labels_and_folders(_drop_repeats(listings, report), root, report)
+    checked = _check_labels_and_folders(_drop_repeats([i for i in listings if i.valid], report), root, report)
     test_fold = {item.clip: item.fold for item, _ in checked if item.split == "test"}
     rows, used = [], set()
     for item, num_frames in checked:
         if one_row_per_clip and item.clip in used:
             continue
         used.add(item.clip)
-        row = dict(video=str(root / item.folder), rel_path=item.folder, label=item.label, subject=item.clip,
-                   split=None if one_row_per_clip else item.split, test_fold=test_fold.get(item.clip, 0),
-                   num_frames=num_frames)
-        if scenes:
-            row["scene"] = item.scene
-        rows.append(row)
-    never_tested = sum(1 for row in rows if row["test_fold"] == 0)
+        rows.append(dict(video=str(root / item.folder), rel_path=item.folder, label=item.label, subject=item.clip,
+                         split=None if one_row_per_clip else item.split, test_fold=test_fold.get(item.clip, 0),
+                         num_frames=num_frames, **({"scene": item.scene} if layout.scenes else {})))
     if one_row_per_clip:
         _check_fold_coverage(checked, report)
-        if never_tested:
-            report.warnings.append(f"{never_tested} clip(s) are in no test list; every fold trains on them")
-    report.filtered += len(_clip_folders(root, frames_dir, depth) - named_folders)
+    report.filtered += len(_clip_folders(root, layout.frames_dir, layout.depth) - named_folders)
     extra = {"split": Value("string"), "test_fold": Value("int32"), "num_frames": Value("int32")}
-    if scenes:
+    if layout.scenes:
         extra["scene"] = Value("string")
-    return _finish(_build(rows, class_names, report, extra), report, return_report, annotations)
+    return _finish(_build(rows, layout.class_names, report, extra), report, return_report, annotations)
 
 
 def _check_fold(fold: int | None, num_folds: int) -> list[int]:
@@ -287,15 +300,9 @@ def load_dfew(
     Returns:
         The dataset (labels :data:`DFEW_CLASSES`, subject = clip number "NNNNN"); and the report if asked.
     """
-    root = Path(root).expanduser().resolve()
-    report = LoadReport("DFEW", str(root))
-    listings = []
-    for k in _check_fold(fold, DFEW_FOLDS):
-        for split in ("train", "test"):
-            listings += _read_split_file(root, f"{split_dir}/{split}(single-labeled)/set_{k}.csv", k, split,
-                                         _parse_dfew_row, frames_dir, report, header="video_name,label")
-    return _load(root, DFEW_CLASSES, listings, frames_dir, 1, report, fold is None, False,
-                 return_report, annotations)
+    split_file = lambda k, split: f"{split_dir}/{split}(single-labeled)/set_{k}.csv"  # noqa: E731
+    layout = _Layout("DFEW", DFEW_CLASSES, frames_dir, 1, split_file, _parse_dfew_row, header="video_name,label")
+    return _load(root, layout, _check_fold(fold, DFEW_FOLDS), fold is None, return_report, annotations)
 
 
 def load_ferv39k(
@@ -318,14 +325,9 @@ def load_ferv39k(
         The dataset (labels :data:`DFEW_CLASSES`, subject = ``Scene/Emotion/NNNN``, ``split`` = the official
         train / test, ``test_fold`` 1 for test clips, and ``scene``); and the report if asked.
     """
-    root = Path(root).expanduser().resolve()
-    report = LoadReport("FERV39k", str(root))
-    listings = []
-    for split in ("train", "test"):
-        listings += _read_split_file(root, f"{split_dir}/{split}_All.csv", 1, split, _parse_ferv39k_row,
-                                     frames_dir, report)
-    return _load(root, DFEW_CLASSES, listings, frames_dir, 3, report, False, True,
-                 return_report, annotations)
+    layout = _Layout("FERV39k", DFEW_CLASSES, frames_dir, 3, lambda _, split: f"{split_dir}/{split}_All.csv",
+                     _parse_ferv39k_row, scenes=True)
+    return _load(root, layout, [1], False, return_report, annotations)
 
 
 def load_mafw(
@@ -349,15 +351,9 @@ def load_mafw(
     Returns:
         The dataset (labels :data:`MAFW_CLASSES`, subject = clip number "NNNNN"); and the report if asked.
     """
-    root = Path(root).expanduser().resolve()
-    report = LoadReport("MAFW", str(root))
-    listings = []
-    for k in _check_fold(fold, MAFW_FOLDS):
-        for split in ("train", "test"):
-            listings += _read_split_file(root, f"{split_dir}/set_{k}/{split}.txt", k, split, _parse_mafw_row,
-                                         frames_dir, report)
-    return _load(root, MAFW_CLASSES, listings, frames_dir, 1, report, fold is None, False,
-                 return_report, annotations)
+    layout = _Layout("MAFW", MAFW_CLASSES, frames_dir, 1, lambda k, split: f"{split_dir}/set_{k}/{split}.txt",
+                     _parse_mafw_row)
+    return _load(root, layout, _check_fold(fold, MAFW_FOLDS), fold is None, return_report, annotations)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -27,8 +27,12 @@ def _write(path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _reasons(report) -> dict[str, str]:
-    return dict(report.invalid)
+def _assert_invalid(report, expected: dict[str, str]) -> None:
+    """``report.invalid`` holds exactly the rows ``expected`` names, each with a reason containing its text."""
+    reasons = dict(report.invalid)
+    assert sorted(reasons) == sorted(expected), report.summary()
+    for row, text in expected.items():
+        assert text in reasons[row], (row, reasons[row])
 
 
 # ------------------------------------------------------------------------------------------------ DFEW
@@ -72,17 +76,17 @@ def test_dfew_all_folds_labels_and_report(dfew_root):
         assert Path(row["video"]) == dfew_root / row["rel_path"] and row["num_frames"] == 3 + clip
     assert dataset.features["label"].names == list(DFEW_CLASSES)
     assert dataset.features["label"].int2str(rows["00003"]["label"]) == "fear"
-    reasons = _reasons(report)
-    train1 = "EmoLabel_DataSplit/train(single-labeled)/set_1.csv"
-    assert "not one of DFEW's labels 1-7" in reasons[f"{train1}:6"]  # "2,8"
-    assert "label 'x'" in reasons[f"{train1}:7"]
-    assert "not a clip number" in reasons[f"{train1}:8"]
-    assert "00099: does not exist" in reasons[f"{train1}:9"]
-    assert "repeats" in reasons[f"{train1}:10"]
-    assert "both train and test of fold 2" in reasons["EmoLabel_DataSplit/test(single-labeled)/set_2.csv:3"]
-    assert "label id 3 here but 1" in reasons["EmoLabel_DataSplit/train(single-labeled)/set_3.csv:3"]
-    assert "00008: the folder is empty" in reasons["EmoLabel_DataSplit/train(single-labeled)/set_4.csv:6"]
-    assert len(report.invalid) == 8
+    train = "EmoLabel_DataSplit/train(single-labeled)/set_{}.csv:{}".format
+    _assert_invalid(report, {
+        train(1, 6): "label '8' is not one of DFEW's labels 1-7",
+        train(1, 7): "label 'x'",
+        train(1, 8): "video_name 'abc' is not a clip number",
+        train(1, 9): "00099: does not exist",
+        train(1, 10): "clip 00002 repeats",
+        "EmoLabel_DataSplit/test(single-labeled)/set_2.csv:3": "clip 00006 is in both train and test of fold 2",
+        train(3, 3): "clip 00002 has label id 3 here but 1",
+        train(4, 6): "00008: the folder is empty",
+    })
     assert report.filtered == 1  # 00007: on disk, in no split file (as DFEW's multi-labelled clips)
     assert any("fold 3 lists 1 loaded clip(s) in neither train nor test" in w for w in report.warnings)
     assert report.num_loaded == 5 and "5 videos loaded, 8 invalid" in dataset.info.description
@@ -103,7 +107,7 @@ def test_dfew_one_fold_has_the_official_split(dfew_root):
     dataset, report = load_dfew(dfew_root, fold=2, return_report=True)
     splits = dict(zip(dataset["subject"], dataset["split"]))
     assert splits == {"00001": "train", "00003": "train", "00004": "train", "00005": "train", "00002": "test"}
-    assert len(report.invalid) == 1  # clip 6 in train and test: one entry naming both rows
+    _assert_invalid(report, {"EmoLabel_DataSplit/test(single-labeled)/set_2.csv:3": "both train and test"})
     assert report.filtered == 2  # 00007 and 00008 are not in fold 2's lists
     [fold] = dfew5(dataset)
     assert fold.name == "fold2" and fold.test_subjects == ["00002"] and len(fold.train_subjects) == 4
@@ -155,15 +159,15 @@ def test_ferv39k_official_split_labels_and_report(ferv39k_root):
         "Action/Neutral/0002": ("neutral", "test", "Action"),
     }
     assert rows["Daily Life/Fear/0003"]["rel_path"] == "2_ClipsforFaceCrop/Daily Life/Fear/0003"
-    reasons = _reasons(report)
-    train = "4_setups/All_scenes/train_All.csv"
-    assert "disagrees with the clip's emotion folder 'Sad'" in reasons[f"{train}:3"]
-    assert "expected '<Scene>/<Emotion>/<NNNN> <Emotion>'" in reasons[f"{train}:4"]
-    assert "label 'Bored' is not one of Happy, Sad" in reasons[f"{train}:5"]
-    assert "0099: does not exist" in reasons[f"{train}:6"]
-    assert "repeats" in reasons[f"{train}:7"]
-    assert "both train and test" in reasons["4_setups/All_scenes/test_All.csv:3"]
-    assert len(report.invalid) == 6
+    train = "4_setups/All_scenes/train_All.csv:{}".format
+    _assert_invalid(report, {
+        train(3): "label 'Happy' disagrees with the clip's emotion folder 'Sad'",
+        train(4): "expected '<Scene>/<Emotion>/<NNNN> <Emotion>'",
+        train(5): "label 'Bored' is not one of Happy, Sad",
+        train(6): "0099: does not exist",
+        train(7): "repeats",
+        "4_setups/All_scenes/test_All.csv:3": "clip Action/Surprise/0007 is in both train and test",
+    })
     assert report.filtered == 1  # Action/Angry/0005
     [fold] = ferv39k_official(dataset)
     assert fold.test_subjects == ["Action/Neutral/0002", "Daily Life/Fear/0003"]
@@ -196,13 +200,10 @@ def test_mafw_labels_folds_and_report(mafw_root):
     assert dataset.features["label"].names == list(MAFW_CLASSES) and len(MAFW_CLASSES) == 11
     assert MAFW_CLASSES.index("disappointment") == 10 and MAFW_CLASSES.index("anger") == 0
     assert set(dataset["num_frames"]) == {4}
-    reasons = _reasons(report)
-    train = "Train & Test Set/single/no_caption/set_1/train.txt"
-    assert "label 'joy' is not one of MAFW's classes" in reasons[f"{train}:5"]
-    assert "expected 'NNNNN.mp4 label'" in reasons[f"{train}:6"]
-    assert "is not NNNNN.mp4" in reasons[f"{train}:7"]
-    assert "00099: does not exist" in reasons[f"{train}:8"]
-    assert len(report.invalid) == 4 and report.filtered == 1  # 00009 is in no list
+    train = "Train & Test Set/single/no_caption/set_1/train.txt:{}".format
+    _assert_invalid(report, {train(5): "label 'joy' is not one of MAFW's classes", train(6): "expected 'NNNNN.mp4 label'",
+                             train(7): "clip name 'abc.mp4' is not NNNNN.mp4", train(8): "00099: does not exist"})
+    assert report.filtered == 1  # 00009 is in no list
     folds = mafw5(dataset)
     assert [fold.test_subjects for fold in folds] == [[f"{k:05d}"] for k in range(1, 6)]
     set_5 = mafw_root / "Train & Test Set" / "single" / "no_caption" / "set_5"
