@@ -1,11 +1,13 @@
 """Clips given as folders of frame images read the same frames as those frames encoded losslessly as a video."""
 
+import shutil
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 import torch
+from mtcae_test_utils import REPO_ROOT, run_isolated
 from PIL import Image
 
 from processing.frame_folders import (
@@ -128,3 +130,21 @@ def test_is_frame_folder_tells_folders_from_video_files_and_arrays(tmp_path):
     assert not is_frame_folder(video)
     assert not is_frame_folder(tmp_path / "missing")
     assert not is_frame_folder(np.zeros((2, 8, 8, 3), np.uint8))
+
+
+def test_frame_folders_module_runs_without_this_package(tmp_path):
+    """It ships next to the model as remote code: a copy must import and read frames with no mtcae-dfer installed."""
+    shutil.copy(REPO_ROOT / "processing" / "frame_folders.py", tmp_path / "frame_folders.py")
+    frames = _random_frames(3, height=8, width=8)
+    _write_folder(tmp_path / "clip", frames)
+    result = run_isolated(
+        """
+        import sys
+        sys.path.insert(0, ".")
+        from frame_folders import read_frame_folder
+        frames, indices, info = read_frame_folder("clip", [2, 0])
+        print(list(frames.shape), indices.tolist(), int(frames[0].sum()))
+        """,
+        cwd=tmp_path,
+    )
+    assert result.stdout.split("\n")[0] == f"[2, 8, 8, 3] [2, 0] {int(frames[2].sum())}"
