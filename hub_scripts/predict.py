@@ -118,33 +118,62 @@ def plan_windows(num_source_frames: int, fps: float, window_seconds: float | Non
     return [(s, s + length) for s in starts]
 
 
-def _to_source(boxes: np.ndarray, landmarks: np.ndarray, geometry: dict, source_size: tuple[int, int]):
-    """Invert the processor's geometry: model-input-normalised boxes/landmarks -> source-normalised."""
-    src_h, src_w = source_size
-    out_h, out_w = geometry["height"], geometry["width"]
-    if geometry["mode"] == "face_align":  # per-frame similarity: back through each frame's inverse
-        from processing.video_processing_mtcae import invert_affine, warp_face_labels
-
-        return warp_face_labels(boxes, landmarks, invert_affine(geometry["matrices"]), (out_h, out_w), source_size)
-    sx, sy, ox, oy = geometry["scale_x"], geometry["scale_y"], geometry["offset_x"], geometry["offset_y"]
-
-    def fx(x):
-        return (x * out_w + ox) / sx / src_w
-
-    def fy(y):
-        return (y * out_h + oy) / sy / src_h
-
-    source_boxes = np.stack([fx(boxes[..., 0]), fy(boxes[..., 1]), boxes[..., 2] * out_w / sx / src_w,
-                             boxes[..., 3] * out_h / sy / src_h], axis=-1)
-    source_landmarks = np.stack([fx(landmarks[..., 0]), fy(landmarks[..., 1])], axis=-1)
-    return source_boxes, source_landmarks
-
-
 def _probe(path: str) -> dict:
-    from processing.video_processing_mtcae import read_video
+    from processing.decoding_mtcae import read_video
 
     _, _, info = read_video(path, indices=[0])
     return info
+
+
+def _sampled_spans(spans: list[tuple[int, int]], num_frames: int, mode: str) -> list[np.ndarray]:
+    """The source frames each window gives the model: ``num_frames`` sampled over the window, as the processor does."""
+    from processing.decoding_mtcae import sample_frame_indices
+
+    return [start + sample_frame_indices(end - start, num_frames, mode) for start, end in spans]
+
+
+def _window_result(span, indices, probabilities, labels, fps, boxes=None, landmarks=None) -> dict:
+    """One window's JSON entry; ``boxes`` / ``landmarks`` already normalised to the source frame."""
+    start, end = span
+    frames = [{"frame": int(index), "time": index / fps,
+               "box": None if boxes is None else [float(v) for v in boxes[t]],
+               "landmarks": None if boxes is None else [[float(x), float(y)] for x, y in landmarks[t]]}
+              for t, index in enumerate(indices.tolist())]
+    top = int(probabilities.argmax())
+    return {
+        "start_frame": start, "end_frame": end, "start_time": start / fps, "end_time": end / fps,
+        "label": labels[top], "score": float(probabilities[top]),
+        "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
+        "frames": frames,
+    }
+
+
+def _predict_spans(path: str, spans, indices, model, processor, num_source: int) -> list[tuple]:
+    """Model outputs for a batch of windows: ``(probabilities, source boxes, source landmarks)`` per window.
+
+    The frames of all windows are decoded in one pass; each window goes through the processor's own steps
+    (``prepare_frames``: geometry, faces found by its detector in the face modes; ``finalize``), and the
+    predicted boxes go back to the source frame through that window's ``FrameGeometry``.
+    """
+    from processing.decoding_mtcae import read_video
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*repeating frames.*")
+        frames, _, _ = read_video(path, indices=np.concatenate(indices))
+    prepared = [processor.prepare_frames(chunk, window_indices, num_source_frames=num_source)
+                for chunk, window_indices in zip(torch.split(frames, [len(i) for i in indices]), indices)]
+    pixel_values = torch.stack([processor.finalize(p["frames"])["pixel_values"] for p in prepared])
+    output = model(pixel_values=pixel_values.to(device=next(model.parameters()).device, dtype=model.dtype))
+    probabilities = output.logits.float().softmax(-1).cpu().numpy()
+    results = []
+    for b, item in enumerate(prepared):
+        if output.face_boxes is None:
+            results.append((probabilities[b], None, None))
+            continue
+        boxes, landmarks = item["geometry"].labels_to_source(output.face_boxes[b].float().cpu().numpy(),
+                                                             output.face_landmarks[b].float().cpu().numpy())
+        results.append((probabilities[b], boxes, landmarks))
+    return results
 
 
 @torch.no_grad()
@@ -170,65 +199,25 @@ def predict_video(
     Raises:
         VideoDecodeError: the file is missing, not a video, has no video stream, or cannot be decoded.
     """
-    from processing.video_processing_mtcae import detect_face_labels, read_video, sample_frame_indices
-
     path = str(path)
     info = _probe(path)
     num_source, fps = int(info["num_source_frames"]), float(info["fps"] or 0.0)
     if fps <= 0:
         warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.")
         fps = 25.0
-    source_size = (int(info["height"]), int(info["width"]))
     num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
     mode = getattr(processor, "sampling_mode", "uniform")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    # Face modes: each window's faces are found once here (the processor's own detector), then given to
-    # the processor, so the boxes can be mapped back through the same crop or alignment.
-    face_mode = getattr(processor, "resize_mode", None) in ("face_crop", "face_align")
-    detector = getattr(processor, "face_detector", None) if face_mode else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a face mode without labels falls back to the full frame, as preprocess does
-        geometry = processor.compute_geometry(source_size)
-    device = next(model.parameters()).device
-
     windows = plan_windows(num_source, fps, window_seconds, stride_seconds)
     spans = [(0, num_source)] + [w for w in windows if w != (0, num_source)]
+    step = max(1, int(batch_size))
     results: dict[tuple[int, int], dict] = {}
-    for first in range(0, len(spans), max(1, int(batch_size))):
-        batch = spans[first:first + max(1, int(batch_size))]
-        indices = [start + sample_frame_indices(end - start, num_frames, mode) for start, end in batch]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*repeating frames.*")
-            frames, _, _ = read_video(path, indices=np.concatenate(indices))
-            chunks = torch.split(frames, num_frames)
-            videos = [chunk.numpy() for chunk in chunks]
-            face_labels = [detect_face_labels(chunk, detector) for chunk in chunks] if detector else None
-            inputs = processor(videos, face_labels=face_labels, num_frames=num_frames, temporal_jitter=False,
-                               return_tensors="pt")
-            geometries = [geometry] * len(batch) if face_labels is None else [
-                processor.compute_geometry(source_size, face_boxes=found["boxes"], face_mask=found["mask"],
-                                           face_landmarks=found["landmarks"]) for found in face_labels]
-        output = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=model.dtype))
-        probabilities = output.logits.float().softmax(-1).cpu().numpy()
-        boxes = None if output.face_boxes is None else output.face_boxes.float().cpu().numpy()
-        landmarks = None if output.face_landmarks is None else output.face_landmarks.float().cpu().numpy()
-        for b, (start, end) in enumerate(batch):
-            frames_out = []
-            if boxes is not None:
-                source_boxes, source_landmarks = _to_source(boxes[b], landmarks[b], geometries[b], source_size)
-            for t, index in enumerate(indices[b].tolist()):
-                frames_out.append({
-                    "frame": int(index), "time": index / fps,
-                    "box": None if boxes is None else [float(v) for v in source_boxes[t]],
-                    "landmarks": None if boxes is None else [[float(x), float(y)] for x, y in source_landmarks[t]],
-                })
-            top = int(probabilities[b].argmax())
-            results[(start, end)] = {
-                "start_frame": start, "end_frame": end, "start_time": start / fps, "end_time": end / fps,
-                "label": labels[top], "score": float(probabilities[b, top]),
-                "probabilities": {label: float(p) for label, p in zip(labels, probabilities[b])},
-                "frames": frames_out,
-            }
+    for first in range(0, len(spans), step):
+        batch = spans[first:first + step]
+        indices = _sampled_spans(batch, num_frames, mode)
+        outputs = _predict_spans(path, batch, indices, model, processor, num_source)
+        for span, window_indices, (probabilities, boxes, landmarks) in zip(batch, indices, outputs):
+            results[span] = _window_result(span, window_indices, probabilities, labels, fps, boxes, landmarks)
     window_results = [dict(results[w], index=i) for i, w in enumerate(windows)]
     mean = np.mean([[w["probabilities"][label] for label in labels] for w in window_results], axis=0)
     return {
@@ -236,8 +225,8 @@ def predict_video(
         "num_frames": num_source,
         "fps": fps,
         "duration": num_source / fps,
-        "width": source_size[1],
-        "height": source_size[0],
+        "width": int(info["width"]),
+        "height": int(info["height"]),
         "labels": labels,
         "sampled_frames_per_window": num_frames,
         "window_seconds": window_seconds if len(windows) > 1 else None,
@@ -466,7 +455,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from processing.video_processing_mtcae import VideoDecodeError
+    from processing.decoding_mtcae import VideoDecodeError
 
     args = parse_args(argv)
     video = Path(args.video)

@@ -5,8 +5,8 @@ The repo folder holds everything `transformers` needs, with no copy of this pack
 - ``config.json`` (with an ``auto_map`` for ``AutoConfig``, ``AutoModel`` and
   ``AutoModelForVideoClassification``), ``model.safetensors``, ``configuration_mtcae.py`` and
   ``modeling_mtcae.py``;
-- ``video_preprocessor_config.json`` (``auto_map`` for ``AutoVideoProcessor``) and
-  ``video_processing_mtcae.py``;
+- ``video_preprocessor_config.json`` (``auto_map`` for ``AutoVideoProcessor``),
+  ``video_processing_mtcae.py`` and the sibling files it imports (``PROCESSOR_CODE_FILES``);
 - ``README.md``: the model card, rendered from ``model_card.md`` (repo root) with the run's UAR / WAR
   in the card's ``model-index`` metadata and in a results table;
 - the run's result files when present (``all_results.json``, ``eval_results.json``,
@@ -63,7 +63,8 @@ MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 CONFIG_FILE = "config.json"
 PROCESSOR_CONFIG_FILE = "video_preprocessor_config.json"
 MODEL_CODE_FILES = ("configuration_mtcae.py", "modeling_mtcae.py")
-PROCESSOR_CODE_FILES = ("video_processing_mtcae.py",)
+PROCESSOR_CODE_FILES = ("video_processing_mtcae.py", "decoding_mtcae.py", "video_inputs_mtcae.py",
+                        "face_geometry_mtcae.py", "face_detection_mtcae.py")
 RESULT_FILES = (
     "all_results.json",
     "train_results.json",

@@ -1,13 +1,20 @@
-"""Video decoding and processing, face labels and datasets for MTCAE-DFER."""
+"""Video decoding and processing, face labels and datasets for MTCAE-DFER.
+
+The video processor and the files it imports are saved next to the model as remote code (one flat folder):
+``video_processing_mtcae`` (the processor), ``decoding_mtcae`` (frame sampling, PyAV / torchcodec
+decoding), ``video_inputs_mtcae`` (in-memory inputs), ``face_geometry_mtcae`` (``FrameGeometry``: resize,
+crop, face alignment) and ``face_detection_mtcae`` (MTCNN for raw videos).
+"""
 
 # Heavy modules (torch, transformers, av) load on first use of a name below, so that
 # `import processing.annotation_cache` stays cheap.
 _LAZY_EXPORTS = {
     "MTCAEVideoProcessor": "video_processing_mtcae",
-    "VideoDecodeError": "video_processing_mtcae",
-    "read_video": "video_processing_mtcae",
-    "sample_frame_indices": "video_processing_mtcae",
-    "VIDEO_EXTENSIONS": "video_processing_mtcae",
+    "FrameGeometry": "face_geometry_mtcae",
+    "VideoDecodeError": "decoding_mtcae",
+    "read_video": "decoding_mtcae",
+    "sample_frame_indices": "decoding_mtcae",
+    "VIDEO_EXTENSIONS": "decoding_mtcae",
     "annotate_video": "face_labels",
     "get_detector": "face_labels",
     "available_detectors": "face_labels",

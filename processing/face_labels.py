@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from .annotation_cache import FaceLabels
-from .video_processing_mtcae import order_left_right as _order_left_right
-from .video_processing_mtcae import parse_mtcnn_faces, read_video
+from .decoding_mtcae import read_video
+from .face_detection_mtcae import order_left_right as _order_left_right
+from .face_detection_mtcae import parse_mtcnn_faces
 
 DEFAULT_LABEL_SIZE = 224
 

@@ -11,7 +11,11 @@ from mtcae_test_utils import tiny_config
 from transformers import AttentionInterface
 
 from modeling_mtcae import CPU_DROPOUT_ATTENTION, MTCAEForVideoClassification
-from modeling_mtcae.cpu_attention import CPUAttentionWithDropout, cpu_dropout_attention_forward, uses_fast_path
+from modeling_mtcae.cpu_attention import (
+    CPUAttentionWithDropout,
+    cpu_dropout_attention_forward,
+    uses_fast_path,
+)
 
 HUB_FILES = ("modeling_mtcae.py", "configuration_mtcae.py")
 
@@ -108,7 +112,8 @@ def test_registered_and_selectable_at_run_time():
         CPUAttentionWithDropout.apply = original
     loss.backward()
     assert calls == [0.3] * (3 * model.config.decoder_num_layers)  # every decoder block, not the encoder
-    assert torch.isfinite(loss) and model.mtcae.decoders["expression"].blocks[0].cross_attention.query.weight.grad.abs().sum() > 0
+    query_weight = model.mtcae.decoders["expression"].blocks[0].cross_attention.query.weight
+    assert torch.isfinite(loss) and query_weight.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", HUB_FILES)

@@ -252,7 +252,9 @@ class TestMTCAEModelContract:
         checkpointed = trainable_gradients(model)
         assert checkpointed.keys() == reference.keys() and reference
         for name, grad in reference.items():
-            torch.testing.assert_close(checkpointed[name], grad, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+            torch.testing.assert_close(
+                checkpointed[name], grad, rtol=1e-5, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}"
+            )
 
     def test_a_training_step_gives_finite_gradients_and_lowers_the_loss(self, tester, model_class):
         model = tester.create_model(model_class).train()

@@ -38,22 +38,20 @@ def test_windows_cover_every_frame():
 
 
 def test_boxes_are_mapped_back_to_the_source_frame():
-    # shortest_edge crops the sides of a wide frame: the inverse of map_face_labels must undo it.
+    # shortest_edge crops the sides of a wide frame: labels_to_source must undo labels_to_input.
     processor = MTCAEVideoProcessor(resize_mode="shortest_edge", size={"height": 112, "width": 112})
     boxes = np.array([[0.40, 0.20, 0.15, 0.50], [0.35, 0.30, 0.20, 0.40]])
     landmarks = np.random.default_rng(0).uniform(0.35, 0.55, (2, 5, 2))
-    geometry = processor.compute_geometry((360, 640))
-    mapped_boxes, mapped_landmarks, mask = processor.map_face_labels(boxes, landmarks, [True, True], (360, 640),
-                                                                     geometry)
+    geometry = processor.frame_geometry((360, 640), [0, 1])
+    mapped_boxes, mapped_landmarks, mask = geometry.labels_to_input(boxes, landmarks, [True, True])
     assert mask.all()
-    back_boxes, back_landmarks = predict._to_source(mapped_boxes.numpy(), mapped_landmarks.numpy(), geometry,
-                                                    (360, 640))
+    back_boxes, back_landmarks = geometry.labels_to_source(mapped_boxes.numpy(), mapped_landmarks.numpy())
     np.testing.assert_allclose(back_boxes, boxes, atol=1e-6)
     np.testing.assert_allclose(back_landmarks, landmarks, atol=1e-6)
 
 
 def test_aligned_boxes_are_mapped_back_to_the_source_frame():
-    # face_align warps every frame differently: the per-frame inverse must undo map_face_labels.
+    # face_align warps every frame differently: the per-frame inverse must undo the mapping.
     processor = MTCAEVideoProcessor(resize_mode="face_align", size={"height": 56, "width": 56})
     rng = np.random.default_rng(0)
     landmarks = rng.uniform(0.3, 0.6, (4, 5, 2))
@@ -63,9 +61,10 @@ def test_aligned_boxes_are_mapped_back_to_the_source_frame():
     low, high = landmarks[:, :3].min(1) - 0.02, landmarks[:, :3].max(1) + 0.02  # a box that stays inside the input
     boxes = np.concatenate([low, high - low], -1)
     mask = np.array([True, True, False, True])
-    geometry = processor.compute_geometry((240, 320), face_boxes=boxes, face_mask=mask, face_landmarks=landmarks)
-    mapped_boxes, mapped_landmarks, mapped_mask = processor.map_face_labels(boxes, landmarks, mask, (240, 320), geometry)
-    back_boxes, back_landmarks = predict._to_source(mapped_boxes.numpy(), mapped_landmarks.numpy(), geometry, (240, 320))
+    geometry = processor.frame_geometry((240, 320), np.arange(4), {"boxes": boxes, "landmarks": landmarks, "mask": mask})
+    assert geometry.mode == "face_align"
+    mapped_boxes, mapped_landmarks, mapped_mask = geometry.labels_to_input(boxes, landmarks, mask)
+    back_boxes, back_landmarks = geometry.labels_to_source(mapped_boxes.numpy(), mapped_landmarks.numpy())
     np.testing.assert_allclose(back_landmarks[mask], landmarks[mask], atol=1e-5)
     # A box comes back as the bounds of its warped bounds: it contains the original box, a little larger when rolled.
     assert np.all(back_boxes[mask, :2] <= boxes[mask, :2] + 1e-5)
@@ -110,13 +109,11 @@ def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_
     expected = output.logits.softmax(-1)[0]
     got = torch.tensor([result["clip"]["probabilities"][label] for label in labels])
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    frames, _, _ = read_video(str(video), num_frames=16)
-    found = detect_face_labels(frames)
-    geometry = processor.compute_geometry(frames.shape[1:3], face_boxes=found["boxes"], face_mask=found["mask"],
-                                          face_landmarks=found["landmarks"])
-    assert geometry["mode"] == "face_align"
-    expected_boxes, expected_landmarks = predict._to_source(
-        output.face_boxes[0].numpy(), output.face_landmarks[0].numpy(), geometry, frames.shape[1:3])
+    frames, indices, _ = read_video(str(video), num_frames=16)
+    geometry = processor.frame_geometry(frames.shape[1:3], indices, detect_face_labels(frames))
+    assert geometry.mode == "face_align"
+    expected_boxes, expected_landmarks = geometry.labels_to_source(output.face_boxes[0].numpy(),
+                                                                   output.face_landmarks[0].numpy())
     np.testing.assert_allclose([f["box"] for f in result["clip"]["frames"]], expected_boxes, atol=1e-5)
     np.testing.assert_allclose([f["landmarks"] for f in result["clip"]["frames"]], expected_landmarks, atol=1e-5)
     assert [f["frame"] for f in result["clip"]["frames"]] == sample_frame_indices(n, 16).tolist()

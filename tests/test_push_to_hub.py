@@ -29,6 +29,10 @@ REPO_CORE = {
     "modeling_mtcae.py",
     "video_preprocessor_config.json",
     "video_processing_mtcae.py",
+    "decoding_mtcae.py",
+    "video_inputs_mtcae.py",
+    "face_geometry_mtcae.py",
+    "face_detection_mtcae.py",
 }
 RUN_RESULTS = {
     "all_results.json",

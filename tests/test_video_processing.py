@@ -358,7 +358,7 @@ def _dots_video(landmarks_px: np.ndarray, height=240, width=320) -> np.ndarray:
 
 
 def test_face_align_puts_eyes_and_nose_on_the_template():
-    from processing.video_processing_mtcae import FACE_ALIGN_TEMPLATE
+    from processing.face_geometry_mtcae import FACE_ALIGN_TEMPLATE
 
     # A face on the template, rotated, scaled and moved differently in every frame: alignment undoes it.
     rng = np.random.default_rng(0)
@@ -403,16 +403,17 @@ def test_face_align_without_faces_falls_back_to_the_full_frame():
         torch.testing.assert_close(out["pixel_values"], full)
 
 
-def test_map_face_labels_full_frame_is_identity_and_crop_clips():
+def test_label_mapping_full_frame_is_identity_and_crop_clips():
     processor = MTCAEVideoProcessor()
     boxes = np.array([[0.1, 0.2, 0.3, 0.4]])
     landmarks = np.full((1, 5, 2), 0.25)
-    b, lm, m = processor.map_face_labels(boxes, landmarks, [True], source_size=(360, 640))
+    geometry = processor.frame_geometry((360, 640), [0])
+    b, lm, m = geometry.labels_to_input(boxes, landmarks, [True])
     torch.testing.assert_close(b, torch.tensor(boxes, dtype=torch.float32))
     torch.testing.assert_close(lm, torch.tensor(landmarks, dtype=torch.float32))
     # A face off the centre crop of a wide frame is dropped from the mask.
-    geometry = processor.compute_geometry((360, 640), "shortest_edge")
-    b, lm, m = processor.map_face_labels([[0.0, 0.1, 0.1, 0.2]], np.full((1, 5, 2), 0.05), [True], (360, 640), geometry)
+    geometry = processor.frame_geometry((360, 640), [0], resize_mode="shortest_edge")
+    b, lm, m = geometry.labels_to_input([[0.0, 0.1, 0.1, 0.2]], np.full((1, 5, 2), 0.05), [True])
     assert not m[0] and torch.all(b == 0)
 
 

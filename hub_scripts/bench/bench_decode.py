@@ -77,7 +77,7 @@ def load_every_frame_transformers(path: str) -> Any:
 
 def make_candidates(path: str, num_frames: int) -> dict[str, Callable[[], Any]]:
     """name -> one decode of ``path``."""
-    from processing.video_processing_mtcae import read_video
+    from processing.decoding_mtcae import read_video
 
     return {
         REFERENCE: lambda: decode_every_frame(path),

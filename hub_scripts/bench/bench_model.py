@@ -108,9 +108,8 @@ def build_pair(
     encoder_fields = config.encoder_config.to_dict()
     for key in ("id2label", "label2id", "num_labels"):
         encoder_fields.pop(key, None)
-    reference_config = VideoMAEConfig(
-        **encoder_fields, num_labels=num_labels, attn_implementation=reference_attn_implementation or attn_implementation
-    )
+    reference_attention = reference_attn_implementation or attn_implementation
+    reference_config = VideoMAEConfig(**encoder_fields, num_labels=num_labels, attn_implementation=reference_attention)
     with torch.device(device):
         ours = MTCAEForVideoClassification(config)
         reference = VideoMAEForVideoClassification(reference_config)

@@ -52,7 +52,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def decode_clip(video: Path | None, width: int, height: int) -> np.ndarray:
     """The 16 sampled frames (uint8, (16, H, W, 3)) of ``video``, or of a generated clip of that size."""
-    from processing.video_processing_mtcae import read_video
+    from processing.decoding_mtcae import read_video
 
     with tempfile.TemporaryDirectory() as tmp:
         path = video or make_test_clip(Path(tmp) / "clip.mp4", 1.0, width, height)

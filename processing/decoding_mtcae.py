@@ -1,0 +1,377 @@
+# Copyright 2025 The MTCAE-DFER contributors. Licensed under the Apache License, Version 2.0.
+"""Frame sampling and video decoding for MTCAE-DFER (PyAV, or torchcodec when it loads).
+
+Saved next to the model as remote code with :mod:`video_processing_mtcae`: third-party imports only
+(numpy, torch, transformers; ``av`` and ``torchcodec`` imported when a file is decoded).
+
+Frame indices are positions in presentation order of the decoded frames (what a plain
+``for frame in container.decode(video=0)`` loop enumerates), so a label cache written for
+``"uniform:16"`` and the pixels decoded here always refer to the same frames.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
+SAMPLING_MODES = ("uniform", "stride")
+VIDEO_BACKENDS = ("pyav", "torchcodec", "auto")
+
+
+class VideoDecodeError(ValueError):
+    """A video could not be opened or decoded; the message names the file and the reason."""
+
+    def __init__(self, path: Any, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"Cannot decode video '{self.path}': {reason}")
+
+
+# --------------------------------------------------------------------------------------------
+# Frame sampling
+# --------------------------------------------------------------------------------------------
+
+
+def sample_frame_indices(
+    num_source_frames: int,
+    num_frames: int = 16,
+    mode: str = "uniform",
+    jitter: bool = False,
+    generator: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Indices of the ``num_frames`` frames to take from a clip of ``num_source_frames`` frames.
+
+    Args:
+        num_source_frames: number of frames N in the clip (>= 1).
+        num_frames: number of frames T to return.
+        mode: ``"uniform"`` splits the clip into T equal segments ``[floor(i*N/T), floor((i+1)*N/T))``
+            and takes each segment's centre ``floor((i+0.5)*N/T)``; ``"stride"`` is the authors'
+            notebook: stride ``max(1, N // T)`` from frame 0.
+        jitter: ``"uniform"`` only: a random index inside each segment instead of its centre
+            (training augmentation); an empty segment gives its start.
+        generator: numpy generator for the jitter (a fresh default one when ``None``).
+
+    Returns:
+        ``(T,)`` int64 indices in ``[0, N-1]``, non-decreasing; they repeat when ``N < T``.
+    """
+    n, t = int(num_source_frames), int(num_frames)
+    if n < 1:
+        raise ValueError(f"num_source_frames must be >= 1, got {num_source_frames}")
+    if t < 1:
+        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+    positions = np.arange(t, dtype=np.int64)
+    if mode == "uniform":
+        starts = (positions * n) // t
+        if jitter:
+            ends = ((positions + 1) * n) // t
+            generator = generator if generator is not None else np.random.default_rng()
+            lengths = np.maximum(ends - starts, 1)
+            indices = starts + (generator.random(t) * lengths).astype(np.int64).clip(max=lengths - 1)
+        else:
+            indices = np.floor((positions + 0.5) * n / t).astype(np.int64)
+    elif mode == "stride":
+        indices = positions * max(1, n // t)
+    else:
+        raise ValueError(f"Unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}")
+    return np.clip(indices, 0, n - 1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+# --------------------------------------------------------------------------------------------
+
+
+def is_torchcodec_usable() -> bool:
+    """True when torchcodec imports and can load its FFmpeg libraries."""
+    try:
+        _torchcodec_decoders()
+    except Exception:  # ImportError, or OSError/RuntimeError when FFmpeg libraries are missing
+        return False
+    return True
+
+
+def _torchcodec_decoders():
+    # Imported by name: transformers' remote-code import check would otherwise demand torchcodec
+    # from every user, while it is optional here.
+    import importlib
+
+    return importlib.import_module("torchcodec.decoders")
+
+
+def _check_path(path: str | os.PathLike) -> str:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise VideoDecodeError(path, "file does not exist")
+    if os.path.isdir(path):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    return path
+
+
+def _pyav_index(container, stream) -> tuple[list[int] | None, list[int], int]:
+    """Demux (no decoding) to list the presentation timestamps and keyframe positions.
+
+    Returns ``(sorted pts or None when the container lacks pts, keyframe positions, frame count)``.
+    Packets the container marks as discarded (edit lists) decode to no frame, so they are left out.
+    """
+    pts_list, keyframe_pts, count, has_all_pts = [], [], 0, True
+    for packet in container.demux(stream):
+        if packet.size == 0 or getattr(packet, "is_discard", False):
+            continue
+        count += 1
+        if packet.pts is None:
+            has_all_pts = False
+            continue
+        pts_list.append(packet.pts)
+        if packet.is_keyframe:
+            keyframe_pts.append(packet.pts)
+    if not has_all_pts or len(set(pts_list)) != len(pts_list):
+        return None, [0] if count else [], count
+    pts_sorted = sorted(pts_list)
+    position = {p: i for i, p in enumerate(pts_sorted)}
+    return pts_sorted, sorted(position[p] for p in keyframe_pts), count
+
+
+def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
+                           seek_min_gap: int) -> dict[int, np.ndarray]:
+    """Decode the frames at positions ``wanted`` (sorted), feeding packets to the decoder one by one.
+
+    Packets of frames that are not wanted are decoded with ``skip_frame="NONREF"``: the decoder
+    drops them when no other frame references them (most B-frames) and decodes them otherwise, so
+    every wanted frame still gets exactly the pixels a full decode gives. Only wanted frames are
+    converted to RGB. When a keyframe at or before the next target lies more than
+    ``seek_min_gap`` frames ahead of the decoder, the demuxer seeks to it.
+    """
+    codec = stream.codec_context
+    position = {p: i for i, p in enumerate(pts_sorted)}
+    wanted_set = set(wanted)
+    frames: dict[int, np.ndarray] = {}
+    packets = None
+    last_decoded = -1  # position of the last frame the decoder produced
+
+    def receive(decoded) -> None:
+        nonlocal last_decoded
+        for frame in decoded:
+            index = position.get(frame.pts)
+            if index is None:  # a frame the demuxer index does not know (e.g. edit-list leftovers)
+                continue
+            last_decoded = index
+            if index in wanted_set and index not in frames:
+                frames[index] = frame.to_ndarray(format="rgb24")
+
+    for target in wanted:
+        if target in frames:
+            continue
+        keyframe = max((k for k in keyframes if k <= target), default=0)
+        if packets is None or keyframe - last_decoded > seek_min_gap:
+            container.seek(pts_sorted[keyframe], stream=stream, backward=True, any_frame=False)
+            packets = container.demux(stream)
+        while target not in frames:
+            packet = next(packets, None)
+            if packet is None or packet.size == 0:
+                # End of stream: drain the decoder. Every wanted frame after the last seek has been
+                # fed undropped, so the ones still missing are not decodable (corrupt tail).
+                codec.skip_frame = "DEFAULT"
+                receive(codec.decode(None))
+                return frames
+            index = position.get(packet.pts)
+            codec.skip_frame = "DEFAULT" if index in wanted_set and index not in frames else "NONREF"
+            receive(codec.decode(packet))
+    codec.skip_frame = "DEFAULT"
+    return frames
+
+
+def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Without usable timestamps: decode from the start, counting frames (never seeks or skips)."""
+    wanted_set, last = set(wanted), wanted[-1]
+    frames: dict[int, np.ndarray] = {}
+    container.seek(0)
+    for index, frame in enumerate(container.decode(stream)):
+        if index in wanted_set:
+            frames[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            break
+    return frames
+
+
+def _fill_missing(path: str, frames: dict[int, np.ndarray], wanted: list[int]) -> None:
+    """A stream can hold fewer decodable frames than packets (corrupt tail): reuse the nearest decoded frame."""
+    if not frames:
+        raise VideoDecodeError(path, "no frame could be decoded")
+    decoded = np.array(sorted(frames))
+    missing = [i for i in wanted if i not in frames]
+    if missing:
+        warnings.warn(f"{path}: frames {missing} could not be decoded; using the nearest decoded frames instead.")
+        for i in missing:
+            frames[i] = frames[int(decoded[np.abs(decoded - i).argmin()])]
+
+
+def _open_pyav(path: str):
+    import av
+
+    try:
+        return av.open(path)
+    except Exception as error:  # av.error.InvalidDataError, PermissionError, ...
+        raise VideoDecodeError(path, f"not a readable video container ({type(error).__name__}: {error})") from error
+
+
+def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_min_gap: int = 8):
+    """Decode only what the sampled frames need with PyAV.
+
+    Frames are converted to RGB only when sampled; unwanted frames that no other frame references
+    are not decoded at all; keyframes are sought to when that skips more than ``seek_min_gap``
+    frames. The decoder keeps PyAV's threading defaults (slice threads): frame threading was
+    slower on a busy machine and parallelism across clips comes from DataLoader workers.
+    """
+    import av
+
+    container = _open_pyav(path)
+    try:
+        if not container.streams.video:
+            raise VideoDecodeError(path, "the file has no video stream")
+        stream = container.streams.video[0]
+        try:
+            pts_sorted, keyframes, num_packets = _pyav_index(container, stream)
+        except av.error.FFmpegError as error:
+            raise VideoDecodeError(path, f"demuxing failed ({error})") from error
+        if num_packets == 0:
+            raise VideoDecodeError(path, "the video stream has no frames")
+        info = {
+            "num_source_frames": num_packets,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "fps": float(stream.average_rate) if stream.average_rate else 0.0,
+            "backend": "pyav",
+        }
+        indices = np.asarray(indices_fn(info), dtype=np.int64)
+        wanted = sorted(set(indices.tolist()))
+        if pts_sorted is not None:
+            frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, keyframes, seek_min_gap)
+        else:
+            frames = _decode_sampled_sequentially(container, stream, wanted)
+    except VideoDecodeError:
+        raise
+    except av.error.FFmpegError as error:
+        raise VideoDecodeError(path, f"decoding failed ({error})") from error
+    finally:
+        container.close()
+    _fill_missing(path, frames, wanted)
+    video = torch.from_numpy(np.stack([frames[int(i)] for i in indices]))
+    return video, indices, info
+
+
+def _read_frames_torchcodec(path: str, indices_fn: Callable[[dict], np.ndarray]):
+    VideoDecoder = _torchcodec_decoders().VideoDecoder
+
+    try:
+        decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact")
+        metadata = decoder.metadata
+        num_source_frames = int(metadata.num_frames or len(decoder))
+    except Exception as error:
+        raise VideoDecodeError(path, f"torchcodec cannot open it ({type(error).__name__}: {error})") from error
+    if num_source_frames == 0:
+        raise VideoDecodeError(path, "the video stream has no frames")
+    info = {
+        "num_source_frames": num_source_frames,
+        "width": int(metadata.width),
+        "height": int(metadata.height),
+        "fps": float(metadata.average_fps or 0.0),
+        "backend": "torchcodec",
+    }
+    indices = np.asarray(indices_fn(info), dtype=np.int64)
+    try:
+        video = decoder.get_frames_at(indices=indices.tolist()).data
+    except Exception as error:
+        raise VideoDecodeError(path, f"torchcodec decoding failed ({error})") from error
+    return video, indices, info
+
+
+def video_metadata_from_info(info: dict, frame_indices: Sequence[int] | None = None):
+    """The decoder's ``info`` dict as transformers' ``VideoMetadata`` (what ``sample_frames`` receives)."""
+    from transformers.video_utils import VideoMetadata
+
+    fps = info.get("fps") or None
+    return VideoMetadata(
+        total_num_frames=int(info["num_source_frames"]),
+        fps=fps,
+        width=info.get("width"),
+        height=info.get("height"),
+        duration=info["num_source_frames"] / fps if fps else None,
+        video_backend=info.get("backend"),
+        frames_indices=None if frame_indices is None else [int(i) for i in frame_indices],
+    )
+
+
+def read_video(
+    path: str | os.PathLike,
+    indices: Sequence[int] | np.ndarray | None = None,
+    num_frames: int = 16,
+    mode: str = "uniform",
+    jitter: bool = False,
+    generator: np.random.Generator | None = None,
+    backend: str = "pyav",
+    sample_indices_fn: Callable[..., np.ndarray] | None = None,
+) -> tuple[torch.Tensor, np.ndarray, dict]:
+    """Decode the sampled frames of a video file.
+
+    Args:
+        path: video file (mp4, avi, mov, flv, mkv, ... anything FFmpeg reads).
+        indices: explicit source frame indices (any order, repeats allowed; clipped to the clip).
+        num_frames, mode, jitter, generator: without ``indices``, the frames come from
+            :func:`sample_frame_indices` over the whole clip.
+        backend: ``"pyav"`` (default), ``"torchcodec"``, or ``"auto"`` (torchcodec when usable).
+        sample_indices_fn: instead of the above, transformers' hook: called as
+            ``sample_indices_fn(metadata=VideoMetadata)`` once the clip's length is known.
+
+    Returns:
+        ``(frames, indices, info)``: frames is a uint8 ``(T, H, W, 3)`` RGB tensor, indices the
+        ``(T,)`` int64 source frame indices, info a dict with ``num_source_frames``, ``width``,
+        ``height``, ``fps`` and ``backend``.
+
+    Raises:
+        VideoDecodeError: the file is missing, empty, not a video, or cannot be decoded.
+    """
+    path = _check_path(path)
+    if backend not in VIDEO_BACKENDS:
+        raise ValueError(f"Unknown video backend {backend!r}; expected one of {VIDEO_BACKENDS}")
+    if backend == "auto":
+        backend = "torchcodec" if is_torchcodec_usable() else "pyav"
+
+    def indices_fn(info: dict) -> np.ndarray:
+        num_source_frames = info["num_source_frames"]
+        if sample_indices_fn is not None:
+            chosen = sample_indices_fn(metadata=video_metadata_from_info(info))
+        elif indices is not None:
+            chosen = indices
+        else:
+            if num_source_frames < num_frames:
+                warnings.warn(f"{path} has only {num_source_frames} frames; repeating frames to reach {num_frames}.",
+                              stacklevel=4)
+            return sample_frame_indices(num_source_frames, num_frames, mode, jitter, generator)
+        chosen = np.asarray(chosen, dtype=np.int64).reshape(-1)
+        if chosen.size == 0:
+            raise ValueError("indices must not be empty")
+        return np.clip(chosen, 0, num_source_frames - 1)
+
+    if backend == "torchcodec":
+        return _read_frames_torchcodec(path, indices_fn)
+    return _read_frames_pyav(path, indices_fn)
+
+
+__all__ = [
+    "VIDEO_BACKENDS",
+    "VIDEO_EXTENSIONS",
+    "SAMPLING_MODES",
+    "VideoDecodeError",
+    "is_torchcodec_usable",
+    "read_video",
+    "sample_frame_indices",
+    "video_metadata_from_info",
+]
