@@ -111,23 +111,19 @@ def stored_frame_indices(num_source_frames: int, num_frames: int = 16,
     return np.unique(np.concatenate([spaced.reshape(-1), centres, strided])).astype(np.int64)
 
 
-def _count_source_frames(path: str, backend: str) -> int:
-    """Frames of a video in presentation order, as read_video counts them (a one-frame read reports it)."""
-    _, _, info = read_video(path, indices=np.zeros(1, dtype=np.int64), backend=backend)
-    return int(info["num_source_frames"])
-
-
 def prepare_entry(path: str, processor: MTCAEVideoProcessor, face_labels: Any = None,
                   frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> dict[str, torch.Tensor]:
     """Decode and frame one video: the tensors of its cache entry (nothing written)."""
-    num_source = _count_source_frames(path, processor.video_backend)
-    indices = stored_frame_indices(num_source, processor.num_frames, frames_per_segment)
-    frames, indices, info = read_video(path, indices=indices, backend=processor.video_backend)
-    prepared = processor.prepare_frames(frames, indices, face_labels=face_labels,
-                                        num_source_frames=int(info["num_source_frames"]))
+
+    def stored(metadata) -> np.ndarray:  # called by the decoder once the clip's length is known
+        return stored_frame_indices(metadata.total_num_frames, processor.num_frames, frames_per_segment)
+
+    frames, indices, info = read_video(path, backend=processor.video_backend, sample_indices_fn=stored)
+    num_source = int(info["num_source_frames"])
+    prepared = processor.prepare_frames(frames, indices, face_labels=face_labels, num_source_frames=num_source)
     tensors = {"frames": prepared["frames"].contiguous(),
                "frame_indices": torch.as_tensor(np.asarray(indices), dtype=torch.int64),
-               "num_source_frames": torch.tensor([int(info["num_source_frames"])], dtype=torch.int64)}
+               "num_source_frames": torch.tensor([num_source], dtype=torch.int64)}
     if "face_boxes" in prepared:
         tensors.update(face_boxes=prepared["face_boxes"].float().contiguous(),
                        face_landmarks=prepared["face_landmarks"].float().contiguous(),

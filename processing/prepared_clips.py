@@ -83,6 +83,7 @@ class PreparedClipTransform:
             labels = {}
             if self.face_targets and "face_boxes" in entry.keys():
                 labels = {name: _take(entry, name, positions) for name in ("face_boxes", "face_landmarks", "face_mask")}
+                labels["face_mask"] = labels["face_mask"].bool()  # stored as uint8
         return frames, labels, stored[positions]
 
     def clip(self, entry_path: str, generator: np.random.Generator | None) -> dict[str, torch.Tensor]:
@@ -96,10 +97,7 @@ class PreparedClipTransform:
     def targets(self, entry_path: str) -> dict[str, torch.Tensor] | None:
         """The face targets of one prepared clip (evaluation sampling), ``None`` without labels."""
         _, labels, _ = self._read(entry_path, None, pixels=False)
-        if not labels:
-            return None
-        labels["face_mask"] = labels["face_mask"].bool()
-        return labels
+        return labels or None
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
