@@ -59,6 +59,8 @@ def test_absent_classes_and_labels_kwarg():
     subset = compute_dfer_metrics(predictions, references, labels=[3, 1])
     assert subset["labels"] == [3, 1]
     assert subset["confusion_matrix"] == confusion_matrix(references, predictions, labels=[3, 1]).tolist()
+    assert math.isclose(subset["uar"], recall_score(references, predictions, labels=[3, 1], average="macro"))
+    assert subset["per_class_recall"] == [1.0, 2 / 3]  # class 1's third sample was predicted as 2, outside labels
     with pytest.raises(ValueError):
         compute_dfer_metrics([0, 1], [0])
 
