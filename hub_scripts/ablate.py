@@ -67,12 +67,12 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
     return summaries
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict]:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     data_args, model_args, training_args, cv_args, ablation_args = parse_arguments(
         (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments, AblationArguments), argv,
         prog="mtcae-ablate", description=__doc__)
-    return ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds)
+    ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds)
 
 
 if __name__ == "__main__":

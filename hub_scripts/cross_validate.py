@@ -120,7 +120,7 @@ def cross_validate(data_args: DataArguments, model_args: ModelArguments, trainin
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     data_args, model_args, training_args, cv_args = parse_arguments(
         (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments), argv,
@@ -128,7 +128,6 @@ def main(argv: list[str] | None = None) -> dict:
     summary = cross_validate(data_args, model_args, training_args, cv_args.folds)
     if summary["num_folds_finished"] == 0:
         sys.exit("every fold failed; see the log above")
-    return summary
 
 
 if __name__ == "__main__":

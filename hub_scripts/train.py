@@ -430,9 +430,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArgum
                            description=__doc__)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    return run(*parse_args(argv))
+    run(*parse_args(argv))
 
 
 if __name__ == "__main__":

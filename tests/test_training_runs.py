@@ -110,8 +110,9 @@ def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
     from hub_scripts.ablate import main as ablate_main
 
     output_dir = tmp_path / "ablation"
-    summaries = ablate_main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1",
-                             "--eval_steps", "1", "--modes", "single_task", "cascaded", "--output_dir", str(output_dir)])
+    ablate_main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1",
+                 "--eval_steps", "1", "--modes", "single_task", "cascaded", "--output_dir", str(output_dir)])
+    summaries = json.loads((output_dir / "ablation.json").read_text())
     printed = capsys.readouterr().out
     assert set(summaries) == {"single_task", "cascaded"}
     for mode, summary in summaries.items():
