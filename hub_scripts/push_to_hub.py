@@ -266,7 +266,7 @@ def push_folder(repo_dir: str | Path, repo_id: str, *, token: str | None = None,
     verify_repo_folder(repo_dir)
     api = api or HfApi()
     url = api.create_repo(repo_id, token=token, private=private, repo_type="model", exist_ok=True)
-    repo_id = getattr(url, "repo_id", None) or repo_id
+    repo_id = url.repo_id  # with the namespace create_repo added to a bare name
     if revision and revision != "main" and not create_pr:
         api.create_branch(repo_id, branch=revision, token=token, repo_type="model", exist_ok=True)
     return api.upload_folder(repo_id=repo_id, folder_path=str(repo_dir), repo_type="model", token=token,
@@ -364,9 +364,7 @@ def run(args: PushArguments) -> int:
         info = push_folder(Path(staging) / "repo", args.repo_id, token=args.token, private=args.private or None,
                            revision=args.revision, commit_message=args.commit_message, create_pr=args.create_pr)
     print(f"Uploaded {len(files)} files: {', '.join(files)}")
-    url = getattr(info, "pr_url", None) or getattr(info, "commit_url", None)
-    if url:
-        print(url)
+    print(info.pr_url or info.commit_url)
     return 0
 
 

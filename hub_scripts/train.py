@@ -64,10 +64,10 @@ class DataArguments:
     dataset: DatasetName = field(default="synthetic", metadata={"help": "a data set of processing/dataset_registry.py"})
     data_root: str | None = field(default=None, metadata={"help": "the data set's folder (synthetic: "
                                                                    "data/synthetic_dfer, rendered when absent)"})
-    annotations: str | None = field(
-        default=None, metadata={"help": "face-label cache (mtcae-annotate's .parquet); default DATA_ROOT/face_labels.parquet"})
-    fold_scheme: str | None = field(
-        default=None, metadata={"help": "ravdess6, crema5, subject_kfold or a JSON split file (default: the data set's)"})
+    annotations: str | None = field(default=None, metadata={
+        "help": "face-label cache (mtcae-annotate's .parquet); default DATA_ROOT/face_labels.parquet"})
+    fold_scheme: str | None = field(default=None, metadata={
+        "help": "ravdess6, crema5, subject_kfold or a JSON split file (default: the data set's)"})
     fold: int = field(default=1, metadata={"help": "the scheme's 1-based fold number to run"})
     num_folds: int = field(default=4, metadata={"help": "k for subject_kfold"})
     num_val_subjects: int | None = field(default=None, metadata={"help": "training subjects held out for validation"})
@@ -124,7 +124,7 @@ class ModelArguments:
     preset: PresetName = field(default="tiny", metadata={"help": "an MTCAEConfig preset"})
     config: str | None = field(default=None, metadata={"help": "an MTCAEConfig JSON / folder instead of a preset"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from a trained MTCAE-DFER"})
-    encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder) for the encoder"})
+    encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder)"})
     freeze_encoder: bool | None = field(default=None, metadata={"help": "override the preset's encoder freezing"})
     decoder_mode: DecoderMode | None = field(default=None, metadata={"help": "override the preset's decoder wiring"})
     patch_embedding_init: Literal["auto", "pca", "random"] = field(

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 from hub_scripts.push_to_hub import TRAINING_ARGS_FILE, build_repo_folder, push_folder
 
@@ -51,8 +51,8 @@ class HubPushCallback(TrainerCallback):
         self.api = api
 
     def on_save(self, args, state, control, **kwargs):
-        strategy = str(getattr(args.hub_strategy, "value", args.hub_strategy))
-        if not state.is_world_process_zero or strategy == "end":
+        strategy = HubStrategy(args.hub_strategy)
+        if not state.is_world_process_zero or strategy == HubStrategy.END:
             return
         from huggingface_hub import HfApi
 
@@ -66,9 +66,9 @@ class HubPushCallback(TrainerCallback):
             info = push_folder(Path(staging) / "repo", _repo_id(args), token=args.hub_token,
                                private=args.hub_private_repo, revision=args.hub_revision, commit_message=message,
                                api=api)
-        if strategy in ("checkpoint", "all_checkpoints"):
+        if strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
             api.upload_folder(repo_id=info.repo_url.repo_id, folder_path=str(checkpoint), token=args.hub_token,
-                              path_in_repo="last-checkpoint" if strategy == "checkpoint" else checkpoint.name,
+                              path_in_repo="last-checkpoint" if strategy == HubStrategy.CHECKPOINT else checkpoint.name,
                               commit_message=f"{message}, checkpoint", revision=args.hub_revision)
 
 

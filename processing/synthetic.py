@@ -45,9 +45,9 @@ import logging
 import math
 import multiprocessing
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -204,7 +204,7 @@ def _make_background(rng: np.random.Generator, height: int, width: int) -> np.nd
     else:  # room-like: wall stripes / panels
         t = np.zeros_like(xx)
         edges = np.sort(rng.uniform(0, 1, rng.integers(2, 6)))
-        for i, e in enumerate(edges):
+        for e in edges:
             t += (xx > e) * rng.uniform(-0.5, 0.5)
         t += (yy > rng.uniform(0.6, 0.9)) * rng.uniform(-0.4, 0.4)
         t = t - t.min()
@@ -681,7 +681,8 @@ def generate_synthetic_dfer(
         raise ValueError("num_frames must be at least 2")
     low_scale, high_scale = (float(v) for v in face_scale)
     if not 0.05 <= low_scale <= high_scale <= 0.47:
-        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), got {face_scale}")
+        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), "
+                         f"got {face_scale}")
     settings = dict(
         num_actors=int(num_actors),
         clips_per_class=int(clips_per_class),

@@ -19,10 +19,8 @@ METRIC_PATH = str(Path(dfer_metrics.__file__).resolve())
 def offline_metric(monkeypatch, tmp_path):
     import evaluate
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    if hasattr(evaluate.config, "HF_HUB_OFFLINE"):  # read at import time, so patch the module too
-        monkeypatch.setattr(evaluate.config, "HF_HUB_OFFLINE", True)
+    # evaluate reads its offline switch at import time: patch the module's value.
+    monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", True)
     return evaluate.load(METRIC_PATH, cache_dir=str(tmp_path / "cache"))
 
 
