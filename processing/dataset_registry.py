@@ -125,14 +125,10 @@ def _load_folder(root: Path, options) -> tuple:
     return adapters.load_video_folder(root, return_report=True)
 
 
+# DatasetEntry(key, name, load, class_names, fold_scheme, ...)
 register_dataset(DatasetEntry(
-    key="synthetic",
-    name="Synthetic DFER",
-    load=_load_synthetic,
-    class_names=adapters.RAVDESS_7_CLASSES,
-    fold_scheme="subject_kfold",
-    resize_mode="face_align",
-    license="apache-2.0",
+    "synthetic", "Synthetic DFER", _load_synthetic, adapters.RAVDESS_7_CLASSES, "subject_kfold",
+    resize_mode="face_align", license="apache-2.0",
     description=(
         "The synthetic DFER set rendered by `processing/synthetic.py` of `mtcae-dfer`: cartoon faces of "
         "synthetic 'actors' animating the 7 RAVDESS expressions, in the RAVDESS file layout, with exact face "
@@ -143,13 +139,8 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    key="ravdess",
-    name="RAVDESS",
-    load=_load_ravdess,
-    class_names=adapters.RAVDESS_7_CLASSES,
-    fold_scheme="ravdess6",
-    license="cc-by-nc-sa-4.0",
-    url="https://zenodo.org/records/1188976",
+    "ravdess", "RAVDESS", _load_ravdess, adapters.RAVDESS_7_CLASSES, "ravdess6",
+    license="cc-by-nc-sa-4.0", url="https://zenodo.org/records/1188976",
     description=(
         "[RAVDESS](https://zenodo.org/records/1188976) (Livingstone and Russo, 2018): 24 professional actors "
         "(12 female, 12 male) speaking two lexically matched statements in a neutral North American accent, "
@@ -161,21 +152,13 @@ register_dataset(DatasetEntry(
   title   = {The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS)},
   author  = {Livingstone, Steven R. and Russo, Frank A.},
   journal = {PLoS ONE},
-  volume  = {13},
-  number  = {5},
-  pages   = {e0196391},
-  year    = {2018}
+  volume  = {13}, number = {5}, pages = {e0196391}, year = {2018}
 }""",
 ))
 
 register_dataset(DatasetEntry(
-    key="crema_d",
-    name="CREMA-D",
-    load=_load_crema_d,
-    class_names=adapters.CREMA_D_CLASSES,
-    fold_scheme="crema5",
-    license="odbl",
-    url="https://github.com/CheyneyComputerScience/CREMA-D",
+    "crema_d", "CREMA-D", _load_crema_d, adapters.CREMA_D_CLASSES, "crema5",
+    license="odbl", url="https://github.com/CheyneyComputerScience/CREMA-D",
     description=(
         "[CREMA-D](https://github.com/CheyneyComputerScience/CREMA-D) (Cao et al., 2014): 7,442 clips of 91 "
         "actors (48 male, 43 female, aged 20 to 74, several ethnic backgrounds) speaking 12 sentences with 6 "
@@ -187,19 +170,12 @@ register_dataset(DatasetEntry(
   author  = {Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and
              Nenkova, Ani and Verma, Ragini},
   journal = {IEEE Transactions on Affective Computing},
-  volume  = {5},
-  number  = {4},
-  pages   = {377--390},
-  year    = {2014}
+  volume  = {5}, number = {4}, pages = {377--390}, year = {2014}
 }""",
 ))
 
 register_dataset(DatasetEntry(
-    key="mead",
-    name="MEAD",
-    load=_load_mead,
-    class_names=adapters.MEAD_CLASSES,
-    fold_scheme="subject_kfold",
+    "mead", "MEAD", _load_mead, adapters.MEAD_CLASSES, "subject_kfold",
     url="https://wywu.github.io/projects/MEAD/MEAD.html",
     description=(
         "[MEAD](https://wywu.github.io/projects/MEAD/MEAD.html) (Wang et al., 2020): talking-face videos of "
@@ -216,11 +192,7 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    key="folder",
-    name="Video folder",
-    load=_load_folder,
-    class_names=None,
-    fold_scheme="subject_kfold",
+    "folder", "Video folder", _load_folder, None, "subject_kfold",
     description="A class-per-folder video data set with subject-independent folds.",
 ))
 
