@@ -108,12 +108,11 @@ def site_with_only(requirements: list[str], folder: Path) -> Path:
 
 def run_with_only(requirements: list[str], code: str, cwd: str | os.PathLike, timeout: int = 300):
     """Run ``code`` in an interpreter that sees the standard library and ``site_with_only(requirements)`` only."""
-    import sysconfig
-
     site = site_with_only(requirements, Path(cwd) / "site-with-only")
-    paths = [p for p in sys.path if p.endswith(".zip")]
-    paths += [sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"),
-              os.path.join(sysconfig.get_path("platstdlib"), "lib-dynload"), str(site)]
+    # The standard library of the base interpreter (a venv has none of its own), then the site folder.
+    base = Path(sys.base_prefix).resolve()
+    paths = [p for p in sys.path if p and Path(p).resolve().is_relative_to(base)
+             and not {"site-packages", "dist-packages"} & set(Path(p).parts)] + [str(site)]
     script = f"import sys\nsys.path[:] = {paths!r}\n" + isolation_prelude() + textwrap.dedent(code)
     return _check(subprocess.run([sys.executable, "-I", "-S", "-c", script], cwd=str(cwd), env=isolated_env(),
                                  capture_output=True, text=True, timeout=timeout))
