@@ -14,6 +14,7 @@ INSTALL_REQUIRES = [
     "transformers>=5.0,<6",
     "safetensors>=0.4",
     "huggingface-hub>=1.0",
+    "jinja2>=3",  # the model card template (huggingface_hub's ModelCard.from_template)
     "numpy>=1.24",
     "av>=12",  # PyAV: video decoding without a system FFmpeg
     "tqdm>=4.66",
@@ -25,7 +26,7 @@ EXTRAS = {
         "datasets>=3.0",
         "accelerate>=1.0",
         "evaluate>=0.4",
-        "scikit-learn>=1.3",
+        "scikit-learn>=1.6",  # GroupKFold(shuffle=True)
         "matplotlib>=3.7",
         "pyarrow>=14",
         "opencv-python-headless>=4.8",
@@ -40,7 +41,7 @@ EXTRAS = {
         "datasets>=3.0",
     ],
 }
-EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3"]))
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"]))
 EXTRAS["all"] = EXTRAS["test"]
 
 setup(
@@ -58,11 +59,16 @@ setup(
     extras_require=EXTRAS,
     entry_points={
         "console_scripts": [
+            "mtcae-train=hub_scripts.train:main",
+            "mtcae-cross-validate=hub_scripts.cross_validate:main",
+            "mtcae-ablate=hub_scripts.ablate:main",
+            "mtcae-synthetic=processing.synthetic:main",
             "mtcae-demo=hub_scripts.demo:main",
+            "mtcae-push-to-hub=hub_scripts.push_to_hub:main",
             "mtcae-convert-videomae=hub_scripts.convert_videomae_checkpoint:main",
             "mtcae-annotate=hub_scripts.annotate:main",
             "mtcae-predict=hub_scripts.predict:main",
-            "mtcae-push-to-hub=hub_scripts.push_to_hub:main",
+            "mtcae-prepare=hub_scripts.prepare:main",
         ]
     },
     classifiers=[

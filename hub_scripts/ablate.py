@@ -1,11 +1,12 @@
-"""The paper's framework ablation: the four decoder modes on the same subject-independent folds.
+"""``mtcae-ablate``: the paper's framework ablation, the decoder modes on the same subject-independent folds.
 
-Runs :func:`hub_scripts.cross_validate.cross_validate` once per ``decoder_mode`` (single-task,
-non-fully-shared = ``parallel``, fully-shared, cascaded), each into ``OUTPUT_DIR/<mode>``, and prints
-one table of mean +- std test UAR / WAR per mode; also written to ``OUTPUT_DIR/ablation.md`` and
-``ablation.json``. Takes every argument of ``hub_scripts.train`` plus ``--folds`` and ``--modes``.
+Runs :func:`hub_scripts.cross_validate.cross_validate` once per ``decoder_mode`` (the paper's single-task,
+non-fully-shared, fully-shared and cascaded frameworks, named in ``hub_scripts.model_card.DECODER_MODES``),
+each into ``OUTPUT_DIR/<mode>``, and writes one results table (per fold, then mean ± std test UAR / WAR
+per mode) to ``OUTPUT_DIR/ablation.md`` and ``ablation.json``. Takes every argument of ``mtcae-train``
+plus ``--folds`` and ``--modes``.
 
-    python -m hub_scripts.ablate --dataset ravdess --data_root RAVDESS --preset paper \\
+    mtcae-ablate --dataset ravdess --data_root RAVDESS --preset paper \\
         --encoder MCG-NJU/videomae-large-finetuned-kinetics --output_dir runs/ravdess-ablation
 """
 
@@ -17,43 +18,37 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
-from hub_scripts.cross_validate import CrossValidationArguments, cross_validate, parse_fold_list
-from hub_scripts.train import DataArguments, MTCAETrainingArguments, ModelArguments
-from modeling_mtcae.configuration_mtcae import DECODER_MODES
-
-# The paper's names for the four frameworks (Table "ablation of the framework").
-MODE_TITLES = {
-    "single_task": "single-task (expression decoder only)",
-    "parallel": "non-fully-shared MTL (parallel decoders)",
-    "fully_shared": "fully-shared MTL",
-    "cascaded": "cascaded MTL (MTCAE-DFER)",
-}
+from hub_scripts.cli import check_choice, parse_arguments
+from hub_scripts.cross_validate import CrossValidationArguments, cross_validate, fold_rows
+from hub_scripts.model_card import DECODER_MODES, decoder_mode_title
+from hub_scripts.results import results_table
+from hub_scripts.train import DataArguments, ModelArguments, MTCAETrainingArguments
 
 
 @dataclass
 class AblationArguments:
-    modes: str = field(default=",".join(MODE_TITLES), metadata={"help": f"comma-separated subset of {DECODER_MODES}"})
+    """Which decoder modes to compare (checked on construction)."""
+
+    modes: list[str] = field(default_factory=lambda: list(DECODER_MODES),
+                             metadata={"help": f"decoder modes to compare, from {', '.join(DECODER_MODES)}"})
+
+    def __post_init__(self):
+        for mode in self.modes:
+            check_choice("modes", mode, tuple(DECODER_MODES))
+        if not self.modes or len(set(self.modes)) != len(self.modes):
+            raise ValueError(f"--modes must be distinct decoder modes; got {self.modes}")
 
 
 def ablation_table(summaries: dict[str, dict]) -> str:
-    """One Markdown row per decoder mode: mean +- std UAR and WAR in percent over the folds."""
-    lines = ["| framework | decoder_mode | folds | UAR (%) | WAR (%) |", "| --- | --- | --- | --- | --- |"]
-    for mode, summary in summaries.items():
-        lines.append(
-            f"| {MODE_TITLES.get(mode, mode)} | `{mode}` | {summary['num_folds_finished']} | "
-            f"{100 * summary['uar_mean']:.2f} +- {100 * summary['uar_std']:.2f} | "
-            f"{100 * summary['war_mean']:.2f} +- {100 * summary['war_std']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
+    """The one results table over the modes: each mode's folds, then its mean ± std."""
+    rows = [row for mode, summary in summaries.items()
+            for row in fold_rows(summary, group=f"{decoder_mode_title(mode)} (`{mode}`)")]
+    return results_table(rows, group_header="Framework") + "\n"
 
 
 def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
            modes: list[str], folds: list[int] | None = None) -> dict[str, dict]:
-    unknown = [m for m in modes if m not in DECODER_MODES]
-    if unknown:
-        raise ValueError(f"--modes {unknown} are not decoder modes; choose from {DECODER_MODES}")
+    """Cross-validate each decoder mode into ``OUTPUT_DIR/<mode>``; write and return the summaries by mode."""
     base_dir = Path(training_args.output_dir)
     summaries: dict[str, dict] = {}
     for mode in modes:
@@ -62,7 +57,7 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
         mode_training = copy.deepcopy(training_args)
         mode_training.output_dir = str(base_dir / mode)
         summaries[mode] = cross_validate(data_args, mode_model, mode_training, folds,
-                                         title=f"{MODE_TITLES.get(mode, mode)} on {data_args.dataset}")
+                                         title=f"{decoder_mode_title(mode)} on {data_args.dataset}")
     if training_args.process_index == 0:
         table = ablation_table(summaries)
         base_dir.mkdir(parents=True, exist_ok=True)
@@ -72,13 +67,12 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
     return summaries
 
 
-def main(argv: list[str] | None = None) -> dict[str, dict]:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    parser = HfArgumentParser(
-        (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments, AblationArguments))
-    data_args, model_args, training_args, cv_args, ablation_args = parser.parse_args_into_dataclasses(args=argv)
-    modes = [m.strip() for m in ablation_args.modes.split(",") if m.strip()]
-    return ablate(data_args, model_args, training_args, modes, parse_fold_list(cv_args.folds))
+    data_args, model_args, training_args, cv_args, ablation_args = parse_arguments(
+        (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments, AblationArguments), argv,
+        prog="mtcae-ablate", description=__doc__)
+    ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,40 @@
-"""A short, honest demo: build the tiny MTCAE-DFER, run a few optimisation steps on random clips.
+"""``mtcae-demo``: a short, honest demo: build the tiny MTCAE-DFER, run a few optimisation steps on random clips.
 
 This checks that the install works (forward, multi-task loss, backward, save, reload) in seconds on a
 CPU. It learns nothing useful: the inputs are random noise. Fine-tuning on real or synthetic data is
-`python -m hub_scripts.train`.
+`mtcae-train`.
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
+from hub_scripts.cli import check_choice, check_positive, parse_arguments
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
+from modeling_mtcae.configuration_mtcae import PRESETS
+
+PresetName = Literal[tuple(PRESETS)]
+
+
+@dataclass
+class DemoArguments:
+    """Options of mtcae-demo (checked on construction)."""
+
+    preset: PresetName = field(default="tiny", metadata={"help": "an MTCAEConfig preset"})
+    steps: int = field(default=3, metadata={"help": "optimisation steps"})
+    batch_size: int = field(default=2, metadata={"help": "random clips per step"})
+
+    def __post_init__(self):
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_positive(steps=self.steps, batch_size=self.batch_size)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", help="config preset (tiny, base, paper)")
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--batch_size", type=int, default=2)
-    args = parser.parse_args(argv)
+    (args,) = parse_arguments((DemoArguments,), argv, prog="mtcae-demo", description=__doc__)
 
     torch.manual_seed(0)
     config = MTCAEConfig.from_preset(args.preset, num_labels=7)

@@ -1,7 +1,11 @@
 """mtcae-prepare: decode and frame every video of a data set once, into the prepared-clip cache.
 
     mtcae-prepare RAVDESS --dataset ravdess --preset paper --num_workers 2
-    mtcae-prepare data/synthetic_dfer --dataset synthetic --resize_mode face_align
+    mtcae-prepare data/synthetic_dfer --dataset ravdess --resize_mode face_align   # the synthetic set's layout
+
+It takes training's data, model and framing options (``--dataset``, ``--preset`` / ``--encoder`` /
+``--model_name_or_path``, ``--resize_mode``, ``--annotations``), so that it prepares exactly the
+entries a training run with the same options reads.
 
 Training (``hub_scripts.train``, cross-validation, ablation) prepares what is missing by itself
 before its first epoch; this command does it ahead of time (e.g. on a machine with more cores).
@@ -17,8 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
+from hub_scripts.cli import parse_arguments
 from processing.prepared_cache import DEFAULT_FRAMES_PER_SEGMENT, PreparedClipCache
 from processing.prepared_clips import face_labels_of
 
@@ -59,21 +62,24 @@ def write_report(cache_dir: Path, report) -> Path:
     return path
 
 
+def labelled_table(data_args, processor):
+    """The whole data set with its face labels joined, as training joins them."""
+    from hub_scripts.train import load_table, with_face_labels
+
+    table, _, root = load_table(data_args)
+    return with_face_labels({"all": table}, data_args, root, processor)["all"]
+
+
 def main(argv: list[str] | None = None) -> int:
-    from hub_scripts.train import DataArguments, ModelArguments, labelled_table, run_processor
+    from hub_scripts.train import DataArguments, ModelArguments, run_processor
 
-    # The data root may come first, as a positional argument: mtcae-prepare DATA_ROOT --dataset ravdess
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-"):
-        argv = ["--data_root", argv[0], *argv[1:]]
-    parser = HfArgumentParser((PrepareArguments, DataArguments, ModelArguments))
-    prepare_args, data_args, model_args = parser.parse_args_into_dataclasses(args=argv)
+    prepare_args, data_args, model_args = parse_arguments(
+        (PrepareArguments, DataArguments, ModelArguments), argv, prog="mtcae-prepare", description=__doc__,
+        positional="data_root")
     processor = run_processor(data_args, model_args)
     cache = PreparedClipCache(prepare_args.cache_dir, processor, prepare_args.frames_per_segment)
     cache.check_writable()  # before reading the data set
-    table = labelled_table(data_args, processor)
-    report = prepare_splits({"all": table}, cache, prepare_args.num_workers)
+    report = prepare_splits({"all": labelled_table(data_args, processor)}, cache, prepare_args.num_workers)
     report_path = write_report(cache.cache_dir, report)
     print(report.summary())
     print(f"Prepared-clip cache: {cache.cache_dir} (report: {report_path})")

@@ -1,18 +1,20 @@
-"""Fine-tune MTCAE-DFER with transformers' Trainer on RAVDESS, CREMA-D, MEAD, a class-per-folder
-layout or the built-in synthetic set, on one subject-independent fold.
+"""``mtcae-train``: fine-tune MTCAE-DFER with transformers' Trainer on one subject-independent fold.
 
-With no arguments it renders the synthetic set (if absent) and trains the `tiny` preset on it on the
-CPU. The same script runs under every launcher:
+Data sets: every entry of ``processing/dataset_registry.py`` (RAVDESS, CREMA-D, MEAD, a class-per-folder
+layout, the built-in synthetic set). With no arguments it renders the synthetic set (if absent) and
+trains the `tiny` preset on it on the CPU. The same script runs under every launcher:
 
-    python -m hub_scripts.train --dataset ravdess --data_root RAVDESS --fold 1 --preset paper \\
+    mtcae-train --dataset ravdess --data_root RAVDESS --fold 1 --preset paper \\
         --encoder MCG-NJU/videomae-large-finetuned-kinetics --bf16 --output_dir runs/ravdess-f1
     accelerate launch -m hub_scripts.train ...
     torchrun --nproc_per_node 2 -m hub_scripts.train ...
 
-The output folder holds the best-on-validation model (by UAR) with its processor and code, loadable
-with `AutoModelForVideoClassification.from_pretrained(dir, trust_remote_code=True)` and the
-`video-classification` pipeline, plus `all_results.json`, `eval_results.json`, `test_results.json`
-and `confusion_matrix.png`.
+``--fold N`` is fold N of the scheme's protocol (fold 2 of ravdess6 tests actors 05-08), also when the
+data set lacks the subjects of other folds. The output folder holds the best-on-validation model (by
+UAR) with its processor and code, loadable with
+``AutoModelForVideoClassification.from_pretrained(dir, trust_remote_code=True)`` and the
+``video-classification`` pipeline, plus ``all_results.json``, ``eval_results.json``,
+``test_results.json``, ``run_summary.json``, ``training_args.json`` and ``confusion_matrix.png``.
 """
 
 from __future__ import annotations
@@ -20,60 +22,75 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import TrainingArguments, set_seed
 
+from hub_scripts.cli import check_choice, check_positive, parse_arguments
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
+from modeling_mtcae.configuration_mtcae import DECODER_MODES, PRESETS
 from processing.annotation_cache import AnnotationCache, sampler_key
 from processing.clip_transform import ClipTransform, find_unreadable_videos
-from processing.datasets import attach_face_labels
+from processing.dataset_registry import DATASETS, DatasetEntry, get_dataset
+from processing.datasets import (
+    MEAD_LEVELS,
+    MEAD_VIEWS,
+    add_validation_split,
+    attach_face_labels,
+    get_fold,
+    is_split_file,
+    load_split_file,
+    make_folds,
+    scheme_fold_count,
+)
 from processing.prepared_cache import PreparedClipCache
 from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
-from processing.video_processing_mtcae import MTCAEVideoProcessor
+from processing.video_processing_mtcae import RESIZE_MODES, MTCAEVideoProcessor
 
 logger = logging.getLogger("mtcae.train")
 
-DATASETS = ("synthetic", "ravdess", "crema_d", "mead", "folder")
-DEFAULT_SYNTHETIC_ROOT = "data/synthetic_dfer"
-DEFAULT_RESIZE_MODES = {"synthetic": "face_align"}  # every other dataset: "full_frame", as the paper
+DatasetName = Literal[tuple(DATASETS)]
+PresetName = Literal[tuple(PRESETS)]
+DecoderMode = Literal[DECODER_MODES]
+ResizeMode = Literal[RESIZE_MODES]
+FACE_MODES = ("face_crop", "face_align")
 PCA_INIT_CLIPS = 64
-DEFAULT_FOLD_SCHEMES = {"synthetic": "subject_kfold", "ravdess": "ravdess6", "crema_d": "crema5",
-                        "mead": "subject_kfold", "folder": "subject_kfold"}
 
 
 @dataclass
 class DataArguments:
-    dataset: str = field(default="synthetic", metadata={"help": f"one of {DATASETS}"})
-    data_root: str | None = field(default=None, metadata={"help": f"dataset folder (synthetic: {DEFAULT_SYNTHETIC_ROOT})"})
-    annotations: str | None = field(
-        default=None, metadata={"help": "face-label cache (.parquet from mtcae-annotate); default DATA_ROOT/face_labels.parquet"})
-    fold_scheme: str | None = field(
-        default=None, metadata={"help": "ravdess6, crema5, subject_kfold or a JSON split file (default per dataset)"})
-    fold: int = field(default=1, metadata={"help": "1-based fold to run"})
+    """Which data set, fold and input framing (checked on construction, before anything is loaded)."""
+
+    dataset: DatasetName = field(default="synthetic", metadata={"help": "a data set of processing/dataset_registry.py"})
+    data_root: str | None = field(default=None, metadata={"help": "the data set's folder (synthetic: "
+                                                                   "data/synthetic_dfer, rendered when absent)"})
+    annotations: str | None = field(default=None, metadata={
+        "help": "face-label cache (mtcae-annotate's .parquet); default DATA_ROOT/face_labels.parquet"})
+    fold_scheme: str | None = field(default=None, metadata={
+        "help": "ravdess6, crema5, subject_kfold or a JSON split file (default: the data set's)"})
+    fold: int = field(default=1, metadata={"help": "the scheme's 1-based fold number to run"})
     num_folds: int = field(default=4, metadata={"help": "k for subject_kfold"})
     num_val_subjects: int | None = field(default=None, metadata={"help": "training subjects held out for validation"})
-    num_classes: int = field(default=7, metadata={"help": "RAVDESS: 7 (calm merged into neutral) or 8"})
-    mead_views: str = field(default="front", metadata={"help": "MEAD views, comma separated"})
-    mead_levels: str = field(default="1,2,3", metadata={"help": "MEAD intensity levels, comma separated"})
+    num_classes: Literal[7, 8] = field(default=7, metadata={"help": "RAVDESS: 7 (calm merged into neutral) or 8"})
+    mead_views: list[str] = field(default_factory=lambda: ["front"], metadata={"help": f"MEAD views: {MEAD_VIEWS}"})
+    mead_levels: list[int] = field(default_factory=lambda: list(MEAD_LEVELS), metadata={"help": "MEAD levels"})
     synthetic_actors: int = field(default=24, metadata={"help": "synthetic subjects (RAVDESS has 24)"})
-    synthetic_clips_per_class: int = field(default=6)
-    resize_mode: str | None = field(
-        default=None,
-        metadata={"help": "full_frame (the paper), shortest_edge, face_crop or face_align (needs face labels); "
-                          "default: face_align for the synthetic set, full_frame otherwise"})
-    max_train_samples: int | None = field(default=None)
+    synthetic_clips_per_class: int = field(default=6, metadata={"help": "synthetic clips per subject and class"})
+    resize_mode: ResizeMode | None = field(
+        default=None, metadata={"help": "full_frame (the paper), shortest_edge, face_crop or face_align (the face "
+                                        "modes need face labels); default: the data set's"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "train on at most this many clips"})
     random_flip: bool = field(default=False, metadata={"help": "mirror half of the training clips left-right "
                                                                "(face labels mirrored too)"})
-    temporal_jitter: bool = field(default=True, metadata={"help": "random frame inside each uniform segment "
+    temporal_jitter: bool = field(default=True, metadata={"help": "a random frame inside each uniform segment "
                                                                   "(training augmentation)"})
     use_prepared_cache: bool = field(
         default=True, metadata={"help": "decode and frame each video once into --prepared_cache_dir and train from "
-                                        "there (False: decode every clip in every epoch)"})
+                                        "there (False: decode every clip again in every epoch)"})
     prepared_cache_dir: str | None = field(
         default=None, metadata={"help": "the prepared-clip cache folder (default $MTCAE_CACHE/prepared, else "
                                         "~/.cache/mtcae/prepared); entries are keyed by file and setting"})
@@ -84,28 +101,75 @@ class DataArguments:
     preprocessing_num_workers: int = field(default=0, metadata={"help": "worker processes preparing clips"})
 
     def __post_init__(self):
+        check_choice("dataset", self.dataset, tuple(DATASETS))
         if self.cache_encoder_features and (self.temporal_jitter or self.random_flip):
             raise ValueError("--cache_encoder_features stores one encoder output per clip, which is wrong when the "
                              "training inputs change every epoch: pass --temporal_jitter False and drop --random_flip")
         if self.cache_encoder_features and not self.use_prepared_cache:
             raise ValueError("--cache_encoder_features reads the prepared-clip cache: drop --use_prepared_cache False")
+        if self.preprocessing_num_workers < 0:
+            raise ValueError(f"--preprocessing_num_workers must be >= 0; got {self.preprocessing_num_workers}")
+        check_choice("num_classes", self.num_classes, (7, 8))
+        if self.resize_mode is not None:
+            check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
+        check_positive(fold=self.fold, num_val_subjects=self.num_val_subjects, max_train_samples=self.max_train_samples,
+                       synthetic_actors=self.synthetic_actors, synthetic_clips_per_class=self.synthetic_clips_per_class)
+        if self.num_folds < 2:
+            raise ValueError(f"--num_folds must be >= 2; got {self.num_folds}")
+        for view in self.mead_views:
+            check_choice("mead_views", view, MEAD_VIEWS)
+        for level in self.mead_levels:
+            check_choice("mead_levels", level, MEAD_LEVELS)
+        if is_split_file(self.scheme):
+            load_split_file(self.scheme)  # a missing or malformed split file fails here, not after loading data
+        total = scheme_fold_count(self.scheme, self.num_folds)
+        if self.fold > total:
+            raise ValueError(f"--fold {self.fold} is out of range: {self.scheme} has folds 1-{total}")
+
+    @property
+    def entry(self) -> DatasetEntry:
+        return get_dataset(self.dataset)
+
+    @property
+    def scheme(self) -> str:
+        """The fold scheme in use: ``--fold_scheme`` or the data set's default."""
+        return self.fold_scheme or self.entry.fold_scheme
+
+    @property
+    def framing(self) -> str:
+        """The input framing in use: ``--resize_mode`` or the data set's default."""
+        return self.resize_mode or self.entry.resize_mode
 
 
 @dataclass
 class ModelArguments:
-    preset: str = field(default="tiny", metadata={"help": "paper, paper_figure, base or tiny"})
+    """Which model to build or load (checked on construction)."""
+
+    preset: PresetName = field(default="tiny", metadata={"help": "an MTCAEConfig preset"})
     config: str | None = field(default=None, metadata={"help": "an MTCAEConfig JSON / folder instead of a preset"})
     model_name_or_path: str | None = field(default=None, metadata={"help": "start from a trained MTCAE-DFER"})
-    encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder) for the encoder"})
+    encoder: str | None = field(default=None, metadata={"help": "VideoMAE checkpoint (Hub id or folder)"})
     freeze_encoder: bool | None = field(default=None, metadata={"help": "override the preset's encoder freezing"})
-    decoder_mode: str | None = field(default=None, metadata={"help": "cascaded, parallel, fully_shared, single_task"})
-    patch_embedding_init: str = field(
+    decoder_mode: DecoderMode | None = field(default=None, metadata={"help": "override the preset's decoder wiring"})
+    patch_embedding_init: Literal["auto", "pca", "random"] = field(
         default="auto",
         metadata={"help": "pca (PCA-whitened tubelet embedding from training clips), random, or auto: pca when the "
                           "encoder trains from scratch (no --encoder / --model_name_or_path, not frozen)"})
-    loss_weight_expression: float | None = None
-    loss_weight_face_boxes: float | None = None
-    loss_weight_face_landmarks: float | None = None
+    loss_weight_expression: float | None = field(default=None, metadata={"help": "override the preset's weight"})
+    loss_weight_face_boxes: float | None = field(default=None, metadata={"help": "override the preset's weight"})
+    loss_weight_face_landmarks: float | None = field(default=None, metadata={"help": "override the preset's weight"})
+
+    def __post_init__(self):
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_choice("patch_embedding_init", self.patch_embedding_init, ("auto", "pca", "random"))
+        if self.decoder_mode is not None:
+            check_choice("decoder_mode", self.decoder_mode, DECODER_MODES)
+        sources = [f"--{name}" for name in ("config", "model_name_or_path", "encoder") if getattr(self, name)]
+        if len(sources) > 1:
+            raise ValueError(f"{' and '.join(sources)} both say where the model comes from: pass one")
+        for name in ("loss_weight_expression", "loss_weight_face_boxes", "loss_weight_face_landmarks"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0; got {getattr(self, name)}")
 
 
 @dataclass
@@ -156,82 +220,141 @@ def default_dataloader_workers() -> int:
 # ------------------------------------------------------------------------------------------------
 # Data
 # ------------------------------------------------------------------------------------------------
+@dataclass
+class FoldData:
+    """One fold of a data set, ready for training: the splits and what was found on the way."""
+
+    splits: dict
+    fold: object
+    class_names: list[str]
+    root: Path
+    report: object
+    unreadable: dict[str, str]
+
+
 def load_table(data_args: DataArguments):
-    """The whole dataset as a table of paths, labels and subjects, with the adapter's report."""
-    from processing import datasets as adapters
-
-    name = data_args.dataset
-    if name not in DATASETS:
-        raise ValueError(f"--dataset {name!r} is not one of {DATASETS}")
-    root = data_args.data_root
-    if name == "synthetic":
-        from processing.synthetic import generate_synthetic_dfer
-
-        root = root or DEFAULT_SYNTHETIC_ROOT
-        generate_synthetic_dfer(root, num_actors=data_args.synthetic_actors,
-                                clips_per_class=data_args.synthetic_clips_per_class)
-        table, report = adapters.load_ravdess(root, num_classes=7, return_report=True)
-    elif root is None:
-        raise ValueError(f"--dataset {name} needs --data_root")
-    elif name == "ravdess":
-        table, report = adapters.load_ravdess(root, num_classes=data_args.num_classes, return_report=True)
-    elif name == "crema_d":
-        table, report = adapters.load_crema_d(root, return_report=True)
-    elif name == "mead":
-        views = tuple(v.strip() for v in data_args.mead_views.split(","))
-        levels = tuple(int(v) for v in data_args.mead_levels.split(","))
-        table, report = adapters.load_mead(root, views=views, levels=levels, return_report=True)
-    else:
-        table, report = adapters.load_video_folder(root, return_report=True)
-    return table, report, Path(root)
+    """The whole data set as a table of paths, labels and subjects, with the adapter's report and root."""
+    root = data_args.entry.resolve_root(data_args.data_root)
+    table, report = data_args.entry.load(root, data_args)
+    return table, report, root
 
 
-def dataset_folds(table, data_args: DataArguments, seed: int):
-    """Every subject-independent fold of the dataset's scheme (``--fold_scheme`` or the dataset's default)."""
-    from processing.datasets import make_folds
-
-    scheme = data_args.fold_scheme or DEFAULT_FOLD_SCHEMES[data_args.dataset]
-    return make_folds(table, scheme, k=data_args.num_folds, seed=seed)
+def dataset_folds(table, data_args: DataArguments, seed: int) -> list:
+    """The folds of the data set's scheme that have test subjects (each with its protocol number)."""
+    return make_folds(table, data_args.scheme, k=data_args.num_folds, seed=seed)
 
 
-def count_folds(data_args: DataArguments, seed: int = 42) -> int:
-    """How many folds the dataset's scheme gives (renders the synthetic set first if needed)."""
+def available_folds(data_args: DataArguments, seed: int = 42) -> list[int]:
+    """The protocol numbers of the folds this data set can run (renders the synthetic set first if needed)."""
     table, _, _ = load_table(data_args)
-    return len(dataset_folds(table, data_args, seed))
+    return [fold.number for fold in dataset_folds(table, data_args, seed)]
 
 
 def split_fold(table, data_args: DataArguments, seed: int):
-    from processing.datasets import add_validation_split
-
-    scheme = data_args.fold_scheme or DEFAULT_FOLD_SCHEMES[data_args.dataset]
-    folds = dataset_folds(table, data_args, seed)
-    if not 1 <= data_args.fold <= len(folds):
-        raise ValueError(f"--fold {data_args.fold} is out of range: scheme {scheme} gives {len(folds)} folds")
-    fold = folds[data_args.fold - 1]
+    """Fold ``--fold`` of the scheme, with validation subjects split off its training subjects if it has none."""
+    fold = get_fold(dataset_folds(table, data_args, seed), data_args.fold, data_args.scheme, data_args.num_folds)
     if not fold.val_subjects:
         fold = add_validation_split(fold, table, num_val_subjects=data_args.num_val_subjects, seed=seed)
     return fold
 
 
-def drop_unreadable(splits: dict, bad: dict[str, str]) -> dict:
+def load_fold(data_args: DataArguments, training_args: MTCAETrainingArguments) -> FoldData:
+    """Load the data set and cut fold ``--fold`` (unreadable videos are found when the inputs are set up)."""
+    table, report, root = load_table(data_args)
+    fold = split_fold(table, data_args, training_args.seed)
+    splits = dict(fold.select(table))
+    logger.info("fold %d of %s: train subjects %s, validation %s, test %s", fold.number, data_args.scheme,
+                fold.train_subjects, fold.val_subjects, fold.test_subjects)
+    if data_args.max_train_samples:
+        splits["train"] = splits["train"].shuffle(seed=training_args.seed).select(
+            range(min(data_args.max_train_samples, len(splits["train"]))))
+    return FoldData(splits, fold, table.features["label"].names, root, report, {})
+
+
+def with_face_labels(splits: dict, data_args: DataArguments, root: Path, processor: MTCAEVideoProcessor) -> dict:
+    """The splits with the face-label cache's labels joined; the face modes refuse to run without a cache."""
+    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
+    if cache_path.exists():
+        cache, key = AnnotationCache(cache_path), sampler_key(processor.sampling_mode, processor.num_frames)
+        return {name: attach_face_labels(split, cache, key) for name, split in splits.items()}
+    if data_args.framing in FACE_MODES:
+        raise FileNotFoundError(f"--resize_mode {data_args.framing} needs face labels, and there is no face-label "
+                                f"cache at {cache_path}: run mtcae-annotate on the data set first (or pass "
+                                "--annotations).")
+    logger.warning("No face-label cache at %s: training the expression task alone on these clips "
+                   "(run mtcae-annotate to add the face tasks).", cache_path)
+    return splits
+
+
+def drop_videos(splits: dict, bad: dict[str, str]) -> dict:
     if not bad:
         return splits
     return {name: split.filter(lambda row: row["video"] not in bad) for name, split in splits.items()}
 
 
+def prepared_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVideoProcessor, training_args):
+    """Decode and frame every clip once (the prepared-clip cache) and read the splits from it.
+
+    Videos that cannot be prepared are left out and recorded in ``data.unreadable``; returns the
+    evaluation transform (deterministic frames), also used for the PCA start and the feature cache.
+    """
+    from hub_scripts.prepare import prepare_splits
+
+    cache = PreparedClipCache(data_args.prepared_cache_dir, processor)
+    with training_args.main_process_first(desc="preparing clips"):
+        report = prepare_splits(data.splits, cache, data_args.preprocessing_num_workers,
+                                progress=training_args.local_process_index == 0)
+    logger.info("prepared-clip cache %s: %s", cache.cache_dir, report.summary().splitlines()[0])
+    data.unreadable.update(report.failed)
+    data.splits = {name: attach_prepared_entries(split, cache, progress=False)[0]
+                   for name, split in drop_videos(data.splits, report.failed).items()}
+    data.splits["train"].set_transform(PreparedClipTransform(cache, train=data_args.temporal_jitter,
+                                                             random_flip=data_args.random_flip))
+    for name in ("validation", "test"):
+        data.splits[name].set_transform(PreparedClipTransform(cache))
+    return PreparedClipTransform(cache)
+
+
+def on_the_fly_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVideoProcessor, training_args):
+    """Decode and preprocess the clips in every epoch (probing every video first); returns the eval transform."""
+    with training_args.main_process_first(desc="probing videos"):
+        data.unreadable.update(find_unreadable_videos(sorted({v for s in data.splits.values() for v in s["video"]})))
+    data.splits = drop_videos(data.splits, data.unreadable)
+    data.splits["train"].set_transform(ClipTransform(processor, train=data_args.temporal_jitter,
+                                                     random_flip=data_args.random_flip))
+    for name in ("validation", "test"):
+        data.splits[name].set_transform(ClipTransform(processor, train=False))
+    return ClipTransform(processor, train=False)
+
+
+def use_encoder_features(model, data: FoldData, eval_transform: PreparedClipTransform, data_args: DataArguments,
+                         training_args) -> None:
+    """Run the frozen encoder once per clip (bf16 tokens on disk) and train on the stored tokens."""
+    from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
+
+    features = EncoderFeatureCache(data_args.prepared_cache_dir, model)
+    with training_args.main_process_first(desc="encoding clips"):
+        encoded = sum(features.fill(split, eval_transform, training_args.per_device_eval_batch_size,
+                                    progress=training_args.local_process_index == 0) for split in data.splits.values())
+    logger.info("encoder feature cache %s: %d clip(s) encoded now", features.folder, encoded)
+    for split in data.splits.values():
+        split.set_transform(EncoderFeatureTransform(features, eval_transform))
+
+
 # ------------------------------------------------------------------------------------------------
 # Model
 # ------------------------------------------------------------------------------------------------
-def build_model(model_args: ModelArguments, class_names: list[str], num_frames: int | None = None):
+def build_model(model_args: ModelArguments, class_names: list[str]) -> MTCAEForVideoClassification:
+    """A new model from the preset / config, a VideoMAE encoder, or a trained MTCAE-DFER, for ``class_names``."""
     id2label = dict(enumerate(class_names))
+    label2id = {v: k for k, v in id2label.items()}
     overrides = {k: getattr(model_args, k) for k in (
         "freeze_encoder", "decoder_mode", "loss_weight_expression", "loss_weight_face_boxes",
         "loss_weight_face_landmarks") if getattr(model_args, k) is not None}
     if model_args.model_name_or_path:
-        model = MTCAEForVideoClassification.from_pretrained(
-            model_args.model_name_or_path, id2label=id2label, label2id={v: k for k, v in id2label.items()},
-            ignore_mismatched_sizes=True, **overrides)
-        return model
+        return MTCAEForVideoClassification.from_pretrained(
+            model_args.model_name_or_path, id2label=id2label, label2id=label2id, ignore_mismatched_sizes=True,
+            **overrides)
     if model_args.encoder:
         return MTCAEForVideoClassification.from_videomae(model_args.encoder, preset=model_args.preset,
                                                          id2label=id2label, **overrides)
@@ -239,7 +362,7 @@ def build_model(model_args: ModelArguments, class_names: list[str], num_frames: 
         config = MTCAEConfig.from_pretrained(model_args.config, id2label=id2label, **overrides)
     else:
         config = MTCAEConfig.from_preset(model_args.preset, id2label=id2label, **overrides)
-    config.label2id = {v: k for k, v in id2label.items()}
+    config.label2id = label2id
     return MTCAEForVideoClassification(config)
 
 
@@ -247,7 +370,7 @@ def processor_for(config: MTCAEConfig, resize_mode: str) -> MTCAEVideoProcessor:
     """The run's processor. Training always passes face labels; in the face modes the saved processor also
     detects faces (MTCNN, as mtcae-annotate) so the pipeline gets the same input from a raw video."""
     height, width = config.image_size
-    face_detector = "mtcnn" if resize_mode in ("face_crop", "face_align") else None
+    face_detector = "mtcnn" if resize_mode in FACE_MODES else None
     return MTCAEVideoProcessor(num_frames=config.num_frames, size={"height": height, "width": width},
                                resize_mode=resize_mode, face_detector=face_detector)
 
@@ -261,180 +384,93 @@ def input_config(model_args: ModelArguments) -> MTCAEConfig:
 
         encoder = VideoMAEConfig.from_pretrained(model_args.encoder)
         return MTCAEConfig.from_preset(model_args.preset, encoder_config={
-            "image_size": encoder.image_size, "num_frames": encoder.num_frames, "patch_size": encoder.patch_size,
-            "tubelet_size": encoder.tubelet_size})
+            name: getattr(encoder, name) for name in ("image_size", "num_frames", "patch_size", "tubelet_size")})
     return MTCAEConfig.from_preset(model_args.preset)
 
 
 def run_processor(data_args: DataArguments, model_args: ModelArguments) -> MTCAEVideoProcessor:
     """The processor a run with these arguments uses (and saves next to its model)."""
-    resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
-    return processor_for(input_config(model_args), resize_mode)
-
-
-def face_label_cache(data_args: DataArguments, root: Path, processor: MTCAEVideoProcessor):
-    """The face-label cache to join, or ``None`` (refused when the resize mode needs face labels)."""
-    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
-    if cache_path.exists():
-        return AnnotationCache(cache_path)
-    if processor.resize_mode in ("face_crop", "face_align"):
-        raise FileNotFoundError(f"--resize_mode {processor.resize_mode} needs face labels, and there is no face-label "
-                                f"cache at {cache_path}: run mtcae-annotate on the data set first (or pass --annotations).")
-    logger.warning("No face-label cache at %s: training the expression task alone on these clips "
-                   "(run mtcae-annotate to add the face tasks).", cache_path)
-    return None
-
-
-def with_face_labels(table, cache, processor: MTCAEVideoProcessor):
-    if cache is None:
-        return table
-    return attach_face_labels(table, cache, sampler_key(processor.sampling_mode, processor.num_frames))
-
-
-def labelled_table(data_args: DataArguments, processor: MTCAEVideoProcessor):
-    """The whole data set with its face labels joined (what mtcae-prepare prepares)."""
-    table, _, root = load_table(data_args)
-    return with_face_labels(table, face_label_cache(data_args, root, processor), processor)
-
-
-def prepare_inputs(splits: dict, data_args: DataArguments, processor: MTCAEVideoProcessor,
-                   training_args: TrainingArguments) -> tuple[dict, dict[str, str], object]:
-    """Decode and frame every clip once (prepared-clip cache) and point the splits at it.
-
-    Returns the splits (rows that could not be prepared dropped), ``{video: reason}`` for those, and the
-    evaluation transform.
-    """
-    from hub_scripts.prepare import prepare_splits
-
-    cache = PreparedClipCache(data_args.prepared_cache_dir, processor)
-    with training_args.main_process_first(desc="preparing clips"):
-        report = prepare_splits(splits, cache, data_args.preprocessing_num_workers,
-                                progress=training_args.local_process_index == 0)
-    logger.info("prepared-clip cache %s: %s", cache.cache_dir, report.summary().splitlines()[0])
-    splits = {name: attach_prepared_entries(split, cache, progress=False)[0] for name, split in splits.items()}
-    train_transform = PreparedClipTransform(cache, train=data_args.temporal_jitter, random_flip=data_args.random_flip)
-    splits["train"].set_transform(train_transform)
-    for name in ("validation", "test"):
-        splits[name].set_transform(PreparedClipTransform(cache))
-    return splits, report.failed, PreparedClipTransform(cache)
-
-
-def use_encoder_features(model, splits: dict, eval_transform: PreparedClipTransform,
-                         data_args: DataArguments, training_args: TrainingArguments) -> dict:
-    """Run the frozen encoder once per clip (bf16 tokens on disk) and train on the stored tokens."""
-    from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
-
-    features = EncoderFeatureCache(data_args.prepared_cache_dir, model)
-    with training_args.main_process_first(desc="encoding clips"):
-        encoded = sum(features.fill(split, eval_transform, training_args.per_device_eval_batch_size,
-                                    progress=training_args.local_process_index == 0) for split in splits.values())
-    logger.info("encoder feature cache %s: %d clip(s) encoded now", features.folder, encoded)
-    transform = EncoderFeatureTransform(features, eval_transform)
-    for split in splits.values():
-        split.set_transform(transform)
-    return splits
-
-
-def decode_on_the_fly(splits: dict, data_args: DataArguments, processor: MTCAEVideoProcessor,
-                      training_args: TrainingArguments) -> tuple[dict, dict[str, str], object]:
-    """The uncached path: every epoch decodes the clips again (probing them first)."""
-    with training_args.main_process_first(desc="probing videos"):
-        bad_videos = find_unreadable_videos(sorted({v for s in splits.values() for v in s["video"]}))
-    splits = drop_unreadable(splits, bad_videos)
-    splits["train"].set_transform(ClipTransform(processor, train=data_args.temporal_jitter,
-                                                random_flip=data_args.random_flip))
-    for name in ("validation", "test"):
-        splits[name].set_transform(ClipTransform(processor, train=False))
-    return splits, bad_videos, ClipTransform(processor, train=False)
+    return processor_for(input_config(model_args), data_args.framing)
 
 
 def uses_pca_init(model_args: ModelArguments, model: MTCAEForVideoClassification) -> bool:
-    choice = model_args.patch_embedding_init
-    if choice not in ("auto", "pca", "random"):
-        raise ValueError(f"--patch_embedding_init must be auto, pca or random, got {choice!r}")
-    if choice == "auto":
+    """Whether the tubelet embedding starts from the PCA whitening of training clips (see --patch_embedding_init)."""
+    if model_args.patch_embedding_init == "auto":
         from_scratch = not (model_args.encoder or model_args.model_name_or_path)
         return from_scratch and not model.mtcae.encoder_is_frozen
-    return choice == "pca"
+    return model_args.patch_embedding_init == "pca"
 
 
 def init_patch_embedding(model: MTCAEForVideoClassification, train_split, eval_transform) -> None:
     """PCA-whitened tubelet embedding from training clips spread over the split (deterministic: no jitter)."""
     picked = np.unique(np.linspace(0, len(train_split) - 1, min(PCA_INIT_CLIPS, len(train_split))).round().astype(int))
-    rows = train_split.with_format(None).select(picked.tolist())[:]  # raw rows, no training transform
+    rows = train_split.with_format(None).select(picked.tolist())[:]  # raw rows, not the training transform
     pixel_values = eval_transform(rows)["pixel_values"]
     explained = model.init_patch_embedding_from_data(pixel_values)
     logger.info("Patch embedding initialised by PCA whitening of %d training clips (%.1f %% of the tubelet "
                 "variance kept).", len(pixel_values), 100 * float(explained))
 
 
-def metrics_function(num_labels: int):
-    import evaluate
+class ComputeMetrics:
+    """Trainer's ``compute_metrics``: UAR, WAR and per-class recall from the offline metric module.
 
-    from hub_scripts.metrics import dfer_metrics
+    The full result of the last call (with the confusion matrix) stays in :attr:`last`, so the test
+    split is scored once.
+    """
 
-    metric = evaluate.load(dfer_metrics.__file__)
+    def __init__(self, num_labels: int):
+        import evaluate
 
-    def compute_metrics(prediction) -> dict[str, float]:
+        from hub_scripts.metrics import dfer_metrics
+
+        self.metric = evaluate.load(dfer_metrics.__file__)
+        self.num_labels = num_labels
+        self.last: dict | None = None
+
+    def __call__(self, prediction) -> dict[str, float]:
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        result = metric.compute(predictions=np.argmax(logits, -1), references=prediction.label_ids,
-                                num_labels=num_labels)
-        scalars = {"uar": result["uar"], "war": result["war"]}
-        scalars.update({f"recall_{i}": float(r) for i, r in enumerate(result["per_class_recall"])})
+        self.last = self.metric.compute(predictions=np.argmax(logits, -1), references=prediction.label_ids,
+                                        num_labels=self.num_labels)
+        scalars = {"uar": self.last["uar"], "war": self.last["war"]}
+        scalars.update({f"recall_{i}": float(r) for i, r in enumerate(self.last["per_class_recall"])})
         return scalars
 
-    return compute_metrics
-
 
 # ------------------------------------------------------------------------------------------------
-# Main
+# Run
 # ------------------------------------------------------------------------------------------------
-def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
-        callbacks: list | None = None) -> dict:
-    """Train on one fold, keep the best-on-validation model, test it; returns test and validation metrics.
+def check_output_dir(path: str | Path) -> None:
+    """Fail now, not after training, when the output folder cannot be written."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".mtcae-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise OSError(f"--output_dir {folder} cannot be written: {error}") from error
 
-    The returned dict holds ``test_*`` and ``eval_*`` metrics plus ``test_subjects``, ``num_test_clips``,
-    ``class_names`` and ``test_confusion_matrix`` (what :mod:`hub_scripts.cross_validate` tabulates).
-    """
-    set_seed(training_args.seed)
-    table, report, root = load_table(data_args)
-    class_names = table.features["label"].names
-    fold = split_fold(table, data_args, training_args.seed)
-    splits = dict(fold.select(table))
-    logger.info("fold %d: train subjects %s, validation %s, test %s", data_args.fold, fold.train_subjects,
-                fold.val_subjects, fold.test_subjects)
-    if data_args.max_train_samples:
-        splits["train"] = splits["train"].shuffle(seed=training_args.seed).select(
-            range(min(data_args.max_train_samples, len(splits["train"]))))
 
-    model = build_model(model_args, class_names)
+def prepare_run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments):
+    """Data, model and processor of one fold, with the clip transforms set; returns ``(data, model, processor)``."""
+    data = load_fold(data_args, training_args)
+    model = build_model(model_args, data.class_names)
     if data_args.cache_encoder_features and not model.base_model.encoder_is_frozen:
         raise ValueError("--cache_encoder_features needs a frozen encoder (the preset's freeze_encoder or "
                          "--freeze_encoder True): a trained encoder changes its tokens every step")
-    resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
-    processor = processor_for(model.config, resize_mode)
-    labels_cache = face_label_cache(data_args, root, processor)
-    splits = {name: with_face_labels(split, labels_cache, processor) for name, split in splits.items()}
-    inputs = prepare_inputs if data_args.use_prepared_cache else decode_on_the_fly
-    splits, bad_videos, eval_transform = inputs(splits, data_args, processor, training_args)
+    processor = processor_for(model.config, data_args.framing)
+    data.splits = with_face_labels(data.splits, data_args, data.root, processor)
+    inputs = prepared_inputs if data_args.use_prepared_cache else on_the_fly_inputs
+    eval_transform = inputs(data, data_args, processor, training_args)
     if uses_pca_init(model_args, model) and not training_args.resume_from_checkpoint:
-        init_patch_embedding(model, splits["train"], eval_transform)
+        init_patch_embedding(model, data.splits["train"], eval_transform)
     if data_args.cache_encoder_features:
-        splits = use_encoder_features(model, splits, eval_transform, data_args, training_args)
+        use_encoder_features(model, data, eval_transform, data_args, training_args)
+    return data, model, processor
 
-    from hub_scripts.push_to_hub import MTCAETrainer
 
-    # MTCAETrainer: Trainer whose Hub pushes upload the self-contained repo (code, processor, card).
-    trainer = MTCAETrainer(
-        model=model,
-        args=training_args,
-        train_dataset=splits["train"],
-        eval_dataset=splits["validation"],
-        processing_class=processor,
-        compute_metrics=metrics_function(len(class_names)),
-        callbacks=callbacks,
-        hub_card_kwargs={"dataset": data_args.dataset, "base_model": model_args.encoder},
-    )
+def train_and_evaluate(trainer, data: FoldData, metrics: ComputeMetrics, training_args) -> tuple[dict, dict]:
+    """Train, keep the best model, score it on validation and (once) on test; returns ``(eval, test)`` metrics."""
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()  # the best checkpoint (load_best_model_at_end), with processor and code
     trainer.log_metrics("train", train_result.metrics)
@@ -442,52 +478,74 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     eval_metrics = trainer.evaluate(metric_key_prefix="eval")
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
+    test_metrics = dict(trainer.predict(data.splits["test"], metric_key_prefix="test").metrics)
+    test_metrics["test_confusion_matrix"] = metrics.last["confusion_matrix"]
+    scalars = {k: v for k, v in test_metrics.items() if k != "test_confusion_matrix"}
+    trainer.log_metrics("test", scalars)
+    trainer.save_metrics("test", scalars)
+    return eval_metrics, test_metrics
 
-    prediction = trainer.predict(splits["test"], metric_key_prefix="test")
-    test_metrics = dict(prediction.metrics)
-    trainer.log_metrics("test", test_metrics)
-    trainer.save_metrics("test", test_metrics)
-    summary = {"dataset": data_args.dataset, "fold": data_args.fold, "world_size": training_args.world_size, "train_subjects": fold.train_subjects, "val_subjects": fold.val_subjects,
-               "test_subjects": fold.test_subjects, "class_names": class_names,
-               "unreadable_videos": bad_videos, "invalid_files": report.invalid, "skipped_files": report.skipped,
-               "training_args": training_args.to_sanitized_dict()}
-    from hub_scripts.metrics.dfer_metrics import compute_dfer_metrics
 
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    detail = compute_dfer_metrics(np.argmax(logits, -1), prediction.label_ids, num_labels=len(class_names))
-    summary["test_confusion_matrix"] = detail["confusion_matrix"]
+def write_run_report(data: FoldData, data_args: DataArguments, training_args, test_metrics: dict) -> None:
+    """``run_summary.json`` (the protocol fold, subjects, left-out files), the confusion matrix, a printed summary."""
+    from hub_scripts.plots import plot_confusion_matrix
+
+    fold, output_dir = data.fold, Path(training_args.output_dir)
+    summary = {"dataset": data_args.dataset, "fold_scheme": data_args.scheme, "fold": fold.number,
+               "world_size": training_args.world_size, "train_subjects": fold.train_subjects,
+               "val_subjects": fold.val_subjects, "test_subjects": fold.test_subjects,
+               "class_names": data.class_names, "resize_mode": data_args.framing,
+               "unreadable_videos": data.unreadable, "invalid_files": data.report.invalid,
+               "skipped_files": data.report.skipped, "test_confusion_matrix": test_metrics["test_confusion_matrix"]}
+    (output_dir / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    plot_confusion_matrix(np.asarray(summary["test_confusion_matrix"]), data.class_names,
+                          output_dir / "confusion_matrix.png",
+                          title=f"{data_args.dataset} fold {fold.number}: test UAR {test_metrics['test_uar']:.3f}")
+    if data.unreadable:
+        print(f"\n{len(data.unreadable)} video(s) could not be read and were left out:")
+        for path, reason in data.unreadable.items():
+            print(f"  {path}: {reason}")
+    print(f"\nTest UAR {test_metrics['test_uar']:.4f}  WAR {test_metrics['test_war']:.4f}  (fold {fold.number}, "
+          f"{len(data.splits['test'])} clips, chance UAR {1 / len(data.class_names):.3f})")
+    print(f"Model, processor and code saved to {output_dir}")
+
+
+def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
+        callbacks: list | None = None) -> dict:
+    """Train on one fold, keep the best-on-validation model, test it; returns test and validation metrics.
+
+    The returned dict holds ``test_*`` and ``eval_*`` metrics plus ``fold`` (the protocol number),
+    ``test_subjects``, ``num_test_clips``, ``class_names`` and ``test_confusion_matrix`` (what
+    :mod:`hub_scripts.cross_validate` tabulates).
+    """
+    from hub_scripts.trainer import MTCAETrainer
+
+    set_seed(training_args.seed)
+    check_output_dir(training_args.output_dir)
+    data, model, processor = prepare_run(data_args, model_args, training_args)
+    metrics = ComputeMetrics(len(data.class_names))
+    # MTCAETrainer: Trainer whose Hub pushes upload the self-contained repo (code, processor, card).
+    trainer = MTCAETrainer(model=model, args=training_args, train_dataset=data.splits["train"],
+                           eval_dataset=data.splits["validation"], processing_class=processor,
+                           compute_metrics=metrics, callbacks=callbacks,
+                           hub_card_kwargs={"dataset": data_args.dataset, "base_model": model_args.encoder})
+    eval_metrics, test_metrics = train_and_evaluate(trainer, data, metrics, training_args)
     if trainer.is_world_process_zero():
-        from hub_scripts.plots import plot_confusion_matrix
-
-        plot_confusion_matrix(np.asarray(detail["confusion_matrix"]), class_names,
-                              Path(training_args.output_dir) / "confusion_matrix.png",
-                              title=f"{data_args.dataset} fold {data_args.fold}: test UAR {detail['uar']:.3f}")
-        (Path(training_args.output_dir) / "run_summary.json").write_text(json.dumps(summary, indent=2))
-        if bad_videos:
-            print(f"\n{len(bad_videos)} video(s) could not be read and were left out:")
-            for path, reason in bad_videos.items():
-                print(f"  {path}: {reason}")
-        print(f"\nTest UAR {test_metrics['test_uar']:.4f}  WAR {test_metrics['test_war']:.4f}  "
-              f"(fold {data_args.fold}, {len(splits['test'])} clips, chance UAR {1 / len(class_names):.3f})")
-        print(f"Model, processor and code saved to {training_args.output_dir}")
+        write_run_report(data, data_args, training_args, test_metrics)
     if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"MTCAE-DFER {data_args.dataset} fold {data_args.fold}")
-    return {**test_metrics, **eval_metrics, "test_subjects": fold.test_subjects, "num_test_clips": len(splits["test"]),
-            "class_names": class_names, "test_confusion_matrix": detail["confusion_matrix"]}
+        trainer.push_to_hub(commit_message=f"MTCAE-DFER {data_args.dataset} fold {data.fold.number}")
+    return {**test_metrics, **eval_metrics, "fold": data.fold.number, "test_subjects": data.fold.test_subjects,
+            "num_test_clips": len(data.splits["test"]), "class_names": data.class_names}
 
 
-def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((DataArguments, ModelArguments, MTCAETrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(sys.argv[1]))
-    return parser.parse_args_into_dataclasses(args=argv)
+def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, MTCAETrainingArguments]:
+    return parse_arguments((DataArguments, ModelArguments, MTCAETrainingArguments), argv, prog="mtcae-train",
+                           description=__doc__)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    data_args, model_args, training_args = parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    return run(data_args, model_args, training_args)
+    run(*parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,15 @@ returned with ``return_report=True`` and also summarised in ``dataset.info.descr
 out on purpose (filters such as ``vocal="speech"``, known-broken files) are counted in the report too.
 
 Folds: :func:`make_folds` gives subject-disjoint :class:`Fold` splits ("ravdess6", "crema5",
-"subject_kfold" or a JSON split file) and :func:`add_validation_split` splits validation subjects off
-a fold's training subjects. The synthetic set (``processing.synthetic``, 12 actors) loads with
-``load_ravdess(root, num_classes=7)``; use ``make_folds(ds, "subject_kfold", k=3)`` (or ``k=4`` /
-``k=6``) for it, or "ravdess6", which then keeps only the folds whose actors exist (3 folds of 4).
+"subject_kfold" or a JSON split file), each carrying its protocol number (fold 2 of "ravdess6" tests
+actors 05-08 even when actors 01-04 are absent); :func:`get_fold` picks a fold by that number and
+:func:`add_validation_split` splits validation subjects off a fold's training subjects. The synthetic
+set (``processing.synthetic``) loads with ``load_ravdess(root, num_classes=7)``; use
+``make_folds(ds, "subject_kfold", k=4)`` for it (or "ravdess6", of which it then has the folds whose
+actors it holds).
+
+The same clip stored twice with different video extensions in one folder (``a.avi`` and ``a.mp4``)
+is loaded once: the extension listed first in ``extensions`` wins, the other copy is reported as skipped.
 """
 
 from __future__ import annotations
@@ -29,18 +34,19 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from .video_processing_mtcae import VIDEO_EXTENSIONS  # the one list of video file extensions
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
 logger = logging.getLogger(__name__)
-
-from .video_processing_mtcae import VIDEO_EXTENSIONS  # the one list of video file extensions
 
 # ----------------------------------------------------------------------------------------------------
 # Fixed class orders.
@@ -159,7 +165,24 @@ def find_video_files(root: str | os.PathLike, report: LoadReport | None = None,
                 report.ignored_non_video += 1
     if hidden:
         report.warnings.append(f"{len(hidden)} hidden file(s)/folder(s) left out: {', '.join(sorted(hidden)[:5])}")
-    return sorted(found)
+    return _one_file_per_clip(sorted(found), extensions, report)
+
+
+def _one_file_per_clip(relpaths: list[str], extensions: Sequence[str], report: LoadReport) -> list[str]:
+    """Keep one file of each clip stored with several extensions (``a.avi`` and ``a.mp4``): the first extension."""
+    by_clip: dict[str, list[str]] = {}
+    for rel in relpaths:
+        by_clip.setdefault(rel[: -len(Path(rel).suffix)], []).append(rel)
+    kept = []
+    for copies in by_clip.values():
+        copies.sort(key=lambda rel: extensions.index(Path(rel).suffix.lower()))
+        kept.append(copies[0])
+        for other in copies[1:]:
+            report.skipped.append((other, f"the same clip as {copies[0]} (one file per clip is loaded)"))
+    if len(kept) < len(relpaths):
+        logger.warning("%d video(s) are a second copy of a clip under another extension and were left out, e.g. %s",
+                       len(relpaths) - len(kept), report.skipped[-1][0])
+    return sorted(kept)
 
 
 def _build(rows: list[dict], class_names: Sequence[str], report: LoadReport, extra_features: dict):
@@ -555,9 +578,11 @@ class Fold:
     """One subject-disjoint split of a dataset.
 
     Attributes:
-        name: e.g. "fold1".
+        name: e.g. "fold1" (a split file's own fold names are kept).
         train_subjects / test_subjects / val_subjects: sorted subject ids (``val`` empty unless set).
         train_indices / test_indices / val_indices: row indices into the dataset the fold was made from.
+        number: the fold's 1-based number in its scheme (the protocol's fold number, whichever folds
+            the data set has subjects for; a split file's folds are numbered in file order).
     """
 
     name: str
@@ -567,8 +592,9 @@ class Fold:
     train_indices: list[int] = field(default_factory=list)
     test_indices: list[int] = field(default_factory=list)
     val_indices: list[int] = field(default_factory=list)
+    number: int | None = None
 
-    def select(self, dataset: "Dataset") -> "DatasetDict":
+    def select(self, dataset: Dataset) -> DatasetDict:
         """``DatasetDict`` with "train", "test" and (when there are validation subjects) "validation"."""
         from datasets import DatasetDict
 
@@ -585,19 +611,27 @@ def _subject_key(subject) -> str:
 
 
 def _fold_from_subjects(name: str, subjects: Sequence[str], train: Iterable, test: Iterable,
-                        val: Iterable = ()) -> Fold:
+                        val: Iterable = (), number: int | None = None, source: str = "") -> Fold:
+    """A :class:`Fold` of the rows of ``subjects``; named test or validation subjects must exist."""
     by_key: dict[str, str] = {}
     for s in subjects:
         by_key.setdefault(_subject_key(s), s)
     train_keys = {_subject_key(s) for s in train}
     test_keys = {_subject_key(s) for s in test}
     val_keys = {_subject_key(s) for s in val}
+    where = f"{source}: fold {name!r}" if source else name
     overlap = (train_keys & test_keys) | (train_keys & val_keys) | (test_keys & val_keys)
     if overlap:
-        raise ValueError(f"{name}: subjects {sorted(overlap)} are in more than one of train/val/test")
-    missing = (train_keys | test_keys | val_keys) - set(by_key)
-    if missing:
-        logger.warning("%s: subjects %s are not in the dataset", name, sorted(missing))
+        raise ValueError(f"{where}: subjects {sorted(overlap)} are in more than one of train/val/test")
+    for role, keys in (("test", test_keys), ("validation", val_keys)):
+        missing = keys - set(by_key)
+        if missing:
+            raise ValueError(f"{where}: {role} subjects {sorted(missing)} are not in the data set "
+                             f"(its subjects: {', '.join(sorted(by_key.values()))})")
+    if not test_keys:
+        raise ValueError(f"{where}: no test subjects")
+    if train_keys - set(by_key):
+        logger.warning("%s: training subjects %s are not in the data set", where, sorted(train_keys - set(by_key)))
     keys = np.array([_subject_key(s) for s in subjects])
 
     def indices(wanted: set[str]) -> list[int]:
@@ -607,7 +641,7 @@ def _fold_from_subjects(name: str, subjects: Sequence[str], train: Iterable, tes
         return sorted(by_key[k] for k in wanted if k in by_key)
 
     return Fold(name, names(train_keys), names(test_keys), names(val_keys),
-                indices(train_keys), indices(test_keys), indices(val_keys))
+                indices(train_keys), indices(test_keys), indices(val_keys), number=number)
 
 
 def load_split_file(path: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
@@ -615,21 +649,71 @@ def load_split_file(path: str | os.PathLike) -> dict[str, dict[str, list[str]]]:
 
     A list of such objects is accepted too (folds named fold1, fold2, ...). "val" / "validation" is
     optional. Subjects may be strings or integers; integer-like ids match regardless of zero padding.
+
+    Raises:
+        ValueError: naming the file and the fold, for a file that does not parse or a fold without
+            "train" and a non-empty "test" list.
     """
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"cannot read the split file {path}: {error}") from error
     if isinstance(data, list):
         data = {f"fold{i + 1}": fold for i, fold in enumerate(data)}
     if not isinstance(data, dict) or not data:
         raise ValueError(f"{path}: expected a non-empty JSON object fold -> {{train, test[, val]}}")
     folds = {}
     for name, fold in data.items():
-        if not isinstance(fold, dict) or "train" not in fold or "test" not in fold:
-            raise ValueError(f"{path}: fold {name!r} needs 'train' and 'test' subject lists")
+        if not isinstance(fold, dict) or not isinstance(fold.get("train"), list) or not fold.get("test"):
+            raise ValueError(f"{path}: fold {name!r} needs a 'train' list and a non-empty 'test' list")
         folds[str(name)] = {
             "train": [str(s) for s in fold["train"]],
             "test": [str(s) for s in fold["test"]],
             "val": [str(s) for s in fold.get("val", fold.get("validation", []))],
         }
+    return folds
+
+
+PROTOCOL_RANGES = {"ravdess6": tuple((a[0], a[-1]) for a in RAVDESS6_FOLDS), "crema5": CREMA5_FOLDS}
+"""The named protocols: fold k tests the subjects whose numeric id is in the k-th inclusive range."""
+
+
+def is_split_file(scheme: str | os.PathLike) -> bool:
+    """Whether a fold scheme names a JSON split file rather than a built-in scheme."""
+    return str(scheme) not in (*PROTOCOL_RANGES, "subject_kfold")
+
+
+def _protocol_folds(scheme: str, subjects: list[str], unique: list[str]) -> list[Fold]:
+    non_numeric = [s for s in unique if not s.isdigit()]
+    if non_numeric:
+        raise ValueError(f"{scheme} needs numeric subject ids, got e.g. {non_numeric[:3]}")
+    ranges = PROTOCOL_RANGES[scheme]
+    outside = [s for s in unique if not any(lo <= int(s) <= hi for lo, hi in ranges)]
+    if outside:
+        raise ValueError(f"{scheme}: subjects {outside} fall outside the protocol's ranges")
+    folds = []
+    for number, (lo, hi) in enumerate(ranges, start=1):
+        test = [s for s in unique if lo <= int(s) <= hi]
+        if not test:
+            logger.warning("%s: fold %d (subjects %d-%d) has no subjects in this data set; left out", scheme,
+                           number, lo, hi)
+            continue
+        train = [s for s in unique if s not in test]
+        folds.append(_fold_from_subjects(f"fold{number}", subjects, train, test, number=number))
+    return folds
+
+
+def _subject_kfold(subjects: list[str], unique: list[str], k: int, seed: int) -> list[Fold]:
+    from sklearn.model_selection import GroupKFold
+
+    if not 2 <= k <= len(unique):
+        raise ValueError(f"subject_kfold needs 2 <= k <= number of subjects ({len(unique)}), got {k}")
+    splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    for number, (_, test_rows) in enumerate(splitter.split(np.zeros(len(subjects)), groups=subjects), start=1):
+        test = sorted({subjects[i] for i in test_rows})
+        train = [s for s in unique if s not in set(test)]
+        folds.append(_fold_from_subjects(f"fold{number}", subjects, train, test, number=number))
     return folds
 
 
@@ -639,19 +723,19 @@ def make_folds(
     k: int = 5,
     seed: int = 0,
 ) -> list[Fold]:
-    """Subject-disjoint cross-validation folds.
+    """Subject-disjoint cross-validation folds, each with its protocol number (:attr:`Fold.number`).
 
     Args:
         dataset: a dataset from one of the adapters (needs a ``subject`` column), or a sequence of
             subject ids, one per row.
         scheme: one of
             - "ravdess6": fold k tests actors 4k-3..4k (k = 1..6), the rest train. Folds without any of
-              their actors in the dataset are left out (logged), e.g. the 12-actor synthetic set gives 3.
+              their actors in the dataset are left out (logged); the others keep their numbers.
             - "crema5": fold k tests the actors in the k-th range of :data:`CREMA5_FOLDS`.
-            - "subject_kfold": the sorted subjects shuffled with ``seed`` and cut into ``k`` near-equal
-              groups; fold i tests group i (any dataset: MEAD, generic, synthetic).
+            - "subject_kfold": scikit-learn's ``GroupKFold(k, shuffle=True, random_state=seed)`` over the
+              subjects: ``k`` near-equal groups of subjects, fold i tests group i (MEAD, generic, synthetic).
             - a path to a JSON split file (see :func:`load_split_file`); folds as given, validated to
-              be subject-disjoint.
+              be subject-disjoint and to name only test / validation subjects the dataset has.
         k: number of folds for "subject_kfold".
         seed: shuffle seed for "subject_kfold".
 
@@ -663,39 +747,44 @@ def make_folds(
     if not unique:
         raise ValueError("the dataset has no subjects")
     scheme_name = str(scheme)
-    folds: list[Fold] = []
-    if scheme_name in ("ravdess6", "crema5"):
-        ranges = ([(a[0], a[-1]) for a in RAVDESS6_FOLDS] if scheme_name == "ravdess6" else list(CREMA5_FOLDS))
-        non_numeric = [s for s in unique if not s.isdigit()]
-        if non_numeric:
-            raise ValueError(f"{scheme_name} needs numeric subject ids, got e.g. {non_numeric[:3]}")
-        outside = [s for s in unique if not any(lo <= int(s) <= hi for lo, hi in ranges)]
-        if outside:
-            raise ValueError(f"{scheme_name}: subjects {outside} fall outside the protocol's ranges")
-        for i, (lo, hi) in enumerate(ranges, start=1):
-            test = [s for s in unique if lo <= int(s) <= hi]
-            if not test:
-                logger.warning("%s: fold %d (subjects %d-%d) has no subjects in this dataset; left out",
-                               scheme_name, i, lo, hi)
-                continue
-            train = [s for s in unique if s not in test]
-            folds.append(_fold_from_subjects(f"fold{i}", subjects, train, test))
-    elif scheme_name == "subject_kfold":
-        if not 2 <= k <= len(unique):
-            raise ValueError(f"subject_kfold needs 2 <= k <= number of subjects ({len(unique)}), got {k}")
-        order = np.random.default_rng(seed).permutation(len(unique))
-        groups = np.array_split(np.array(unique, dtype=object)[order], k)
-        for i, group in enumerate(groups, start=1):
-            test = sorted(group.tolist())
-            train = [s for s in unique if s not in set(test)]
-            folds.append(_fold_from_subjects(f"fold{i}", subjects, train, test))
-    elif Path(scheme_name).suffix.lower() == ".json" or Path(scheme_name).is_file():
-        for name, split in load_split_file(scheme_name).items():
-            folds.append(_fold_from_subjects(name, subjects, split["train"], split["test"], split["val"]))
-    else:
-        raise ValueError(f"unknown fold scheme {scheme_name!r}: use 'ravdess6', 'crema5', 'subject_kfold' or a "
-                         "JSON split file")
-    return folds
+    if scheme_name in PROTOCOL_RANGES:
+        return _protocol_folds(scheme_name, subjects, unique)
+    if scheme_name == "subject_kfold":
+        return _subject_kfold(subjects, unique, k, seed)
+    if Path(scheme_name).suffix.lower() == ".json" or Path(scheme_name).is_file():
+        return [_fold_from_subjects(name, subjects, split["train"], split["test"], split["val"], number=number,
+                                    source=scheme_name)
+                for number, (name, split) in enumerate(load_split_file(scheme_name).items(), start=1)]
+    raise ValueError(f"unknown fold scheme {scheme_name!r}: use 'ravdess6', 'crema5', 'subject_kfold' or a "
+                     "JSON split file")
+
+
+def scheme_fold_count(scheme: str | os.PathLike, k: int = 5) -> int:
+    """How many folds a scheme defines, whatever subjects a data set has."""
+    scheme_name = str(scheme)
+    if scheme_name in PROTOCOL_RANGES:
+        return len(PROTOCOL_RANGES[scheme_name])
+    return k if scheme_name == "subject_kfold" else len(load_split_file(scheme_name))
+
+
+def get_fold(folds: Sequence[Fold], number: int, scheme: str | os.PathLike, k: int = 5) -> Fold:
+    """The fold numbered ``number`` in its scheme (see :attr:`Fold.number`).
+
+    Raises:
+        ValueError: for a number outside the scheme, or a protocol fold none of whose subjects the
+            data set has (naming the folds that it can run).
+    """
+    for fold in folds:
+        if fold.number == number:
+            return fold
+    total = scheme_fold_count(scheme, k)
+    runnable = ", ".join(str(f.number) for f in folds) or "none"
+    if 1 <= number <= total:
+        lo, hi = PROTOCOL_RANGES.get(str(scheme), ((None, None),) * total)[number - 1]
+        who = f" (subjects {lo}-{hi})" if lo is not None else ""
+        raise ValueError(f"fold {number} of {scheme}{who} has no test subjects in this data set; "
+                         f"folds it can run: {runnable}")
+    raise ValueError(f"fold {number} is out of range: {scheme} has folds 1-{total} (this data set: {runnable})")
 
 
 def add_validation_split(
@@ -727,7 +816,7 @@ def add_validation_split(
     chosen = np.random.default_rng(seed).choice(len(pool), size=num_val_subjects, replace=False)
     val = sorted(pool[i] for i in chosen)
     train = [s for s in pool if s not in set(val)]
-    return _fold_from_subjects(fold.name, subjects, train, fold.test_subjects, val)
+    return _fold_from_subjects(fold.name, subjects, train, fold.test_subjects, val, number=fold.number)
 
 
 __all__ = [
@@ -744,8 +833,12 @@ __all__ = [
     "RAVDESS_7_CLASSES",
     "RAVDESS_8_CLASSES",
     "VIDEO_EXTENSIONS",
-    "find_video_files",
     "FACE_LABEL_FEATURES",
+    "PROTOCOL_RANGES",
+    "find_video_files",
+    "get_fold",
+    "is_split_file",
+    "scheme_fold_count",
     "add_validation_split",
     "attach_face_labels",
     "load_crema_d",

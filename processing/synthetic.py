@@ -35,20 +35,19 @@ Background, skin tone, hair, face shape, head pose and lighting are drawn indepe
 
 CLI::
 
-    python -m processing.synthetic --root data/synthetic [--num-actors 24 --clips-per-class 4 ...]
+    mtcae-synthetic --root data/synthetic [--num_actors 24 --clips_per_class 6 ...]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import multiprocessing
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -205,7 +204,7 @@ def _make_background(rng: np.random.Generator, height: int, width: int) -> np.nd
     else:  # room-like: wall stripes / panels
         t = np.zeros_like(xx)
         edges = np.sort(rng.uniform(0, 1, rng.integers(2, 6)))
-        for i, e in enumerate(edges):
+        for e in edges:
             t += (xx > e) * rng.uniform(-0.5, 0.5)
         t += (yy > rng.uniform(0.6, 0.9)) * rng.uniform(-0.4, 0.4)
         t = t - t.min()
@@ -682,7 +681,8 @@ def generate_synthetic_dfer(
         raise ValueError("num_frames must be at least 2")
     low_scale, high_scale = (float(v) for v in face_scale)
     if not 0.05 <= low_scale <= high_scale <= 0.47:
-        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), got {face_scale}")
+        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), "
+                         f"got {face_scale}")
     settings = dict(
         num_actors=int(num_actors),
         clips_per_class=int(clips_per_class),
@@ -844,21 +844,40 @@ def save_preview(
     return out_png
 
 
+@dataclass
+class SyntheticArguments:
+    """Options of ``mtcae-synthetic`` (checked on construction)."""
+
+    root: str = field(metadata={"help": "output folder"})
+    num_actors: int = field(default=24, metadata={"help": "synthetic subjects Actor_01..Actor_NN (at most 99)"})
+    clips_per_class: int = field(default=6, metadata={"help": "clips per subject and class (at most 8)"})
+    num_frames: int = field(default=32, metadata={"help": "nominal frames per clip"})
+    num_frames_jitter: float = field(default=0.25, metadata={"help": "clip lengths vary by +- this fraction"})
+    height: int = field(default=144, metadata={"help": "frame height (even)"})
+    width: int = field(default=192, metadata={"help": "frame width (even)"})
+    fps: int = field(default=25, metadata={"help": "frame rate written into the files"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    num_workers: int | None = field(default=None, metadata={"help": "worker processes (default: the CPUs)"})
+    overwrite: bool = field(default=False, metadata={"help": "render again even when the set on disk matches"})
+    preview: str | None = field(default=None, metadata={"help": "also write a contact-sheet PNG here"})
+
+    def __post_init__(self):
+        if not 1 <= self.num_actors <= 99:
+            raise ValueError(f"--num_actors must be in 1-99; got {self.num_actors}")
+        if not 1 <= self.clips_per_class <= 8:
+            raise ValueError(f"--clips_per_class must be in 1-8; got {self.clips_per_class}")
+        if self.height <= 0 or self.width <= 0 or self.height % 2 or self.width % 2:
+            raise ValueError(f"--height and --width must be positive even numbers; got {self.height} x {self.width}")
+        if self.num_frames < 2 or self.fps <= 0 or not 0 <= self.num_frames_jitter < 1:
+            raise ValueError("--num_frames must be >= 2, --fps > 0 and --num_frames_jitter in [0, 1)")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Render the synthetic DFER data set (RAVDESS layout).")
-    parser.add_argument("--root", required=True, help="output folder")
-    parser.add_argument("--num-actors", type=int, default=24)
-    parser.add_argument("--clips-per-class", type=int, default=4)
-    parser.add_argument("--num-frames", type=int, default=32)
-    parser.add_argument("--num-frames-jitter", type=float, default=0.25)
-    parser.add_argument("--height", type=int, default=144)
-    parser.add_argument("--width", type=int, default=192)
-    parser.add_argument("--fps", type=int, default=25)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-workers", type=int, default=None)
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--preview", default=None, help="also write a contact-sheet PNG here")
-    args = parser.parse_args(argv)
+    """``mtcae-synthetic``: render the synthetic DFER set (RAVDESS layout, exact face labels)."""
+    from hub_scripts.cli import parse_arguments
+
+    (args,) = parse_arguments((SyntheticArguments,), argv, prog="mtcae-synthetic",
+                              description="Render the synthetic DFER data set (RAVDESS layout, exact face labels).")
     logging.basicConfig(level=logging.INFO)
     root = generate_synthetic_dfer(
         args.root,
@@ -886,6 +905,7 @@ __all__ = [
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_EMOTION_CODES",
     "SYNTHETIC_VERSION",
+    "SyntheticArguments",
     "draw_face_labels",
     "generate_synthetic_dfer",
     "main",

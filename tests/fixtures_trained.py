@@ -5,8 +5,9 @@
   training job writes them.
 - ``fake_hub``: every public ``huggingface_hub.HfApi`` method intercepted. ``create_repo``,
   ``create_branch`` and ``upload_folder`` act on an in-memory "Hub" (uploaded files are copied
-  into a local folder per repo and branch); any other call fails the test. Nothing reaches the
-  network.
+  into a local folder per repo and branch); any other call fails the test. The model-card calls
+  of ``huggingface_hub.metadata_update`` (``hf_hub_download`` / ``upload_file`` of the card, the
+  Hub's YAML validation) go to the same "Hub". Nothing reaches the network.
 """
 
 from __future__ import annotations
@@ -128,6 +129,37 @@ class FakeHub:
         return info
 
 
+    # ---- the model-card functions of huggingface_hub.repocard (metadata_update)
+    def download_card(self, repo_id, filename, *, repo_type=None, token=None, revision=None, **kwargs):
+        from huggingface_hub.errors import EntryNotFoundError
+
+        self.calls.append(("hf_hub_download", dict(repo_id=repo_id, filename=filename, revision=revision)))
+        path = self.folder(repo_id, revision or "main") / filename
+        if not path.is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        return str(path)
+
+    def upload_card(self, *, path_or_fileobj, path_in_repo, repo_id, commit_message=None, revision=None,
+                    create_pr=None, **kwargs):
+        from huggingface_hub import CommitInfo
+
+        self.calls.append(("upload_file", dict(repo_id=repo_id, path_in_repo=path_in_repo, revision=revision)))
+        branch = "main" if create_pr else (revision or "main")
+        readme = Path(path_or_fileobj).read_text(encoding="utf-8")
+        (self.folder(repo_id, branch) / path_in_repo).write_text(readme, encoding="utf-8")
+        self.commits.append({"repo_id": repo_id, "branch": branch, "files": [path_in_repo],
+                             "commit_message": commit_message, "create_pr": bool(create_pr), "readme": readme})
+        return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{len(self.commits):040x}",
+                          commit_message=commit_message or "", commit_description="", oid=f"{len(self.commits):040x}")
+
+
+def _validate_card(card, repo_type=None):
+    """What the Hub's YAML validation checks, offline: the metadata parses."""
+    from huggingface_hub import ModelCard
+
+    ModelCard(str(card), ignore_metadata_errors=False)
+
+
 SUPPORTED_CALLS = ("create_repo", "create_branch", "upload_folder")
 
 
@@ -146,6 +178,11 @@ def _intercept(monkeypatch, storage: Path) -> FakeHub:
     for name in SUPPORTED_CALLS:
         method = getattr(hub, name)
         monkeypatch.setattr(HfApi, name, lambda self, *args, __method=method, **kwargs: __method(*args, **kwargs))
+    from huggingface_hub import repocard
+
+    monkeypatch.setattr(repocard, "hf_hub_download", hub.download_card)
+    monkeypatch.setattr(repocard, "upload_file", hub.upload_card)
+    monkeypatch.setattr(repocard.RepoCard, "validate", _validate_card)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # any other HTTP request fails
     return hub
 

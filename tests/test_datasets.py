@@ -12,6 +12,7 @@ from processing.datasets import (
     RAVDESS_7_CLASSES,
     RAVDESS_8_CLASSES,
     add_validation_split,
+    get_fold,
     load_crema_d,
     load_mead,
     load_ravdess,
@@ -233,6 +234,18 @@ def test_video_folder(tmp_path):
     assert set(default["subject"]) == {"unknown"}
 
 
+def test_the_same_clip_under_two_extensions_is_loaded_once(tmp_path):
+    _touch(tmp_path / "ravdess", "Actor_01/02-01-03-01-01-01-01.avi", "Actor_01/02-01-03-01-01-01-01.mp4",
+           "Actor_01/02-01-04-01-01-01-01.avi")
+    _touch(tmp_path / "folder", "happy/s01_a.webm", "happy/s01_a.mp4")
+    dataset, report = load_ravdess(tmp_path / "ravdess", return_report=True)
+    assert sorted(dataset["rel_path"]) == ["Actor_01/02-01-03-01-01-01-01.mp4", "Actor_01/02-01-04-01-01-01-01.avi"]
+    assert report.skipped == [("Actor_01/02-01-03-01-01-01-01.avi",
+                               "the same clip as Actor_01/02-01-03-01-01-01-01.mp4 (one file per clip is loaded)")]
+    folder, report = load_video_folder(tmp_path / "folder", return_report=True)
+    assert folder["rel_path"] == ["happy/s01_a.mp4"] and [r for r, _ in report.skipped] == ["happy/s01_a.webm"]
+
+
 # ---------------------------------------------------------------------------------------------- folds
 
 
@@ -261,13 +274,32 @@ def test_ravdess6_and_crema5_folds():
     assert folds[4].test_subjects[0] == "1073" and folds[4].test_subjects[-1] == "1091"
     _check_partition(folds, crema)
 
-    # A subset (e.g. the 12-actor synthetic set) keeps only the folds that have actors.
+    # A subset (e.g. 12 actors) keeps only the folds that have actors.
     assert len(make_folds([f"{a:02d}" for a in range(1, 13)], "ravdess6")) == 3
 
 
+def test_fold_numbers_are_the_protocol_folds_when_subjects_are_missing():
+    subjects = [f"{a:02d}" for a in range(5, 11) for _ in range(2)]  # actors 05-10 only
+    folds = make_folds(subjects, "ravdess6")
+    assert [f.number for f in folds] == [2, 3]
+    assert get_fold(folds, 2, "ravdess6").test_subjects == ["05", "06", "07", "08"]
+    assert get_fold(folds, 3, "ravdess6").test_subjects == ["09", "10"]
+    with pytest.raises(ValueError, match=r"fold 1 of ravdess6 \(subjects 1-4\) has no test subjects.*can run: 2, 3"):
+        get_fold(folds, 1, "ravdess6")
+    with pytest.raises(ValueError, match="fold 7 is out of range: ravdess6 has folds 1-6"):
+        get_fold(folds, 7, "ravdess6")
+    # The validation split keeps the fold's number.
+    assert add_validation_split(folds[0], subjects, num_val_subjects=1).number == 2
+
+
 def test_subject_kfold_and_validation(ravdess_root):
+    from sklearn.model_selection import GroupKFold
+
     subjects = [f"S{i}" for i in range(10) for _ in range(2)]
     folds = make_folds(subjects, "subject_kfold", k=3, seed=0)
+    reference = GroupKFold(n_splits=3, shuffle=True, random_state=0).split(subjects, groups=subjects)
+    assert [f.test_indices for f in folds] == [test.tolist() for _, test in reference]
+    assert [f.number for f in folds] == [1, 2, 3]
     assert len(folds) == 3 and sorted(len(f.test_subjects) for f in folds) == [3, 3, 4]
     _check_partition(folds, subjects)
     assert [f.test_subjects for f in make_folds(subjects, "subject_kfold", k=3, seed=0)] == \
@@ -302,10 +334,26 @@ def test_split_file_folds(tmp_path):
     assert folds[0].val_indices == [3] and folds[0].test_indices == [4, 5]
     assert folds[1].val_subjects == [] and folds[1].test_indices == [0, 1]
 
+    assert [f.number for f in folds] == [1, 2]
+
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"x": {"train": ["01", "02"], "test": ["02"]}}))
     with pytest.raises(ValueError, match="more than one"):
         make_folds(subjects, bad)
+    # A test or validation subject the data set does not have is refused up front, naming file and fold.
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"a": {"train": ["01", "02"], "test": ["05", "66"]}}))
+    with pytest.raises(ValueError, match=r"typo.json: fold 'a': test subjects \['66'\] are not in the data set"):
+        make_folds(subjects, typo)
+    typo.write_text(json.dumps({"a": {"train": ["01"], "val": ["07"], "test": ["05"]}}))
+    with pytest.raises(ValueError, match=r"validation subjects \['7'\]"):
+        make_folds(subjects, typo)
+    typo.write_text(json.dumps({"a": {"train": ["01"], "test": []}}))
+    with pytest.raises(ValueError, match="non-empty 'test' list"):
+        make_folds(subjects, typo)
+    typo.write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the split file"):
+        make_folds(subjects, typo)
     with pytest.raises(ValueError):
         make_folds(subjects, "nonsense")
 

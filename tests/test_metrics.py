@@ -19,10 +19,8 @@ METRIC_PATH = str(Path(dfer_metrics.__file__).resolve())
 def offline_metric(monkeypatch, tmp_path):
     import evaluate
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    if hasattr(evaluate.config, "HF_HUB_OFFLINE"):  # read at import time, so patch the module too
-        monkeypatch.setattr(evaluate.config, "HF_HUB_OFFLINE", True)
+    # evaluate reads its offline switch at import time: patch the module's value.
+    monkeypatch.setattr(evaluate.config, "HF_EVALUATE_OFFLINE", True)
     return evaluate.load(METRIC_PATH, cache_dir=str(tmp_path / "cache"))
 
 
@@ -59,6 +57,8 @@ def test_absent_classes_and_labels_kwarg():
     subset = compute_dfer_metrics(predictions, references, labels=[3, 1])
     assert subset["labels"] == [3, 1]
     assert subset["confusion_matrix"] == confusion_matrix(references, predictions, labels=[3, 1]).tolist()
+    assert math.isclose(subset["uar"], recall_score(references, predictions, labels=[3, 1], average="macro"))
+    assert subset["per_class_recall"] == [1.0, 2 / 3]  # class 1's third sample was predicted as 2, outside labels
     with pytest.raises(ValueError):
         compute_dfer_metrics([0, 1], [0])
 

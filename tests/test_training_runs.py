@@ -79,6 +79,10 @@ def test_best_checkpoint_reload_keeps_the_encoder_query_value_biases(synthetic_r
                      "--eval_steps", "2", "--output_dir", str(output_dir)]))
     state = json.loads((output_dir / "checkpoint-4" / "trainer_state.json").read_text())
     best = Path(state["best_model_checkpoint"])
+    summary = json.loads((output_dir / "run_summary.json").read_text())
+    assert (summary["dataset"], summary["fold_scheme"], summary["fold"]) == ("synthetic", "subject_kfold", 1)
+    # The arguments are kept as JSON next to the weights (the model card reads them; the pickle is never read).
+    assert json.loads((output_dir / "training_args.json").read_text())["max_steps"] == 4
     final, best_weights = _weights(output_dir), _weights(output_dir / best.name)
     assert any(name.endswith("q_bias") for name in final)
     for name in best_weights:
@@ -106,8 +110,9 @@ def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
     from hub_scripts.ablate import main as ablate_main
 
     output_dir = tmp_path / "ablation"
-    summaries = ablate_main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1",
-                             "--eval_steps", "1", "--modes", "single_task,cascaded", "--output_dir", str(output_dir)])
+    ablate_main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1",
+                 "--eval_steps", "1", "--modes", "single_task", "cascaded", "--output_dir", str(output_dir)])
+    summaries = json.loads((output_dir / "ablation.json").read_text())
     printed = capsys.readouterr().out
     assert set(summaries) == {"single_task", "cascaded"}
     for mode, summary in summaries.items():
@@ -120,12 +125,19 @@ def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
         assert summary["uar_mean"] == pytest.approx(sum(uars) / 2)
         assert summary["uar_std"] == pytest.approx(abs(uars[0] - uars[1]) / 2)
         table = (output_dir / mode / "cv_results.md").read_text()
-        assert table.count("\n| 1 |") + table.count("\n| 2 |") == 2 and "mean +- std" in table
+        for row in folds:
+            subjects = ", ".join(row["test_subjects"])
+            assert (f"| Synthetic DFER | {row['fold']} | test | {subjects} | {row['num_test_clips']} | "
+                    f"{100 * row['test_uar']:.2f} | {100 * row['test_war']:.2f} |") in table
+        mean, std = 100 * summary["uar_mean"], 100 * summary["uar_std"]
+        assert f"| **Synthetic DFER** | **mean ± std (2 folds)** | test | | | **{mean:.2f} ± {std:.2f}** |" in table
         assert json.loads((output_dir / mode / "cv_results.json").read_text())["num_folds_finished"] == 2
         assert (output_dir / mode / "cv_confusion_matrix.png").stat().st_size > 0
     ablation = (output_dir / "ablation.md").read_text()
-    assert "`single_task`" in ablation and "`cascaded`" in ablation
-    assert "Framework ablation" in printed and "mean +- std" in printed
+    assert ablation.startswith("| Framework | Fold |")
+    for title in ("single-task (expression decoder only) (`single_task`)", "cascaded MTL (MTCAE-DFER) (`cascaded`)"):
+        assert f"| **{title}** | **mean ± std (2 folds)** |" in ablation
+    assert "Framework ablation" in printed and ablation in printed
 
 
 def test_pca_init_is_chosen_only_for_encoders_trained_from_scratch():
@@ -140,16 +152,14 @@ def test_pca_init_is_chosen_only_for_encoders_trained_from_scratch():
     assert not uses_pca_init(ModelArguments(patch_embedding_init="random"), scratch)
     assert uses_pca_init(ModelArguments(patch_embedding_init="pca", encoder="some/videomae"), scratch)
     with pytest.raises(ValueError, match="patch_embedding_init"):
-        uses_pca_init(ModelArguments(patch_embedding_init="xavier"), scratch)
+        ModelArguments(patch_embedding_init="xavier")  # refused when the arguments are made, before any data
 
 
-def test_face_modes_without_a_face_label_cache_are_refused(tmp_path):
+def test_face_modes_without_a_face_label_cache_are_refused(tmp_path, clips_dir):
     from hub_scripts.train import main
 
     # A RAVDESS-layout set of real clips without a face-label cache: face_align cannot work, and says what to run.
-    source = REPO_ROOT.parent / "shared" / "clips" / "single_face.mp4"
-    if not source.exists():
-        pytest.fail(f"real clip missing: {source}")
+    source = clips_dir / "single_face.mp4"
     for actor in range(1, 5):
         for emotion in ("01", "03"):
             folder = tmp_path / "data" / f"Actor_{actor:02d}"
@@ -158,3 +168,41 @@ def test_face_modes_without_a_face_label_cache_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="mtcae-annotate"):
         main(["--dataset", "ravdess", "--data_root", str(tmp_path / "data"), "--fold_scheme", "subject_kfold",
               "--num_folds", "2", "--resize_mode", "face_align", "--output_dir", str(tmp_path / "out")])
+
+
+def test_arguments_are_checked_before_any_data_is_loaded(tmp_path, capsys):
+    from hub_scripts.train import main
+
+    data_root = tmp_path / "never-rendered"
+    common = ["--data_root", str(data_root), "--output_dir", str(tmp_path / "out")]
+    cases = {
+        ("--patch_embedding_init", "xavier"): "invalid choice: 'xavier'",
+        ("--fold_scheme", str(tmp_path / "missing.json")): "cannot read the split file",
+        ("--fold_scheme", "ravdess6", "--fold", "7"): "--fold 7 is out of range: ravdess6 has folds 1-6",
+        ("--dataset", "mead", "--mead_views", "sideways"): "--mead_views must be one of",
+        ("--encoder", "some/videomae", "--config", "config.json"): "--config and --encoder both say",
+        ("--num_folds", "1"): "--num_folds must be >= 2",
+    }
+    for flags, message in cases.items():
+        with pytest.raises(SystemExit) as info:
+            main([*common, *flags])
+        assert info.value.code == 2 and message in capsys.readouterr().err, flags
+    assert not data_root.exists()  # nothing was rendered or loaded
+
+
+def test_split_file_and_fold_errors_come_before_training(synthetic_root, tmp_path):
+    from hub_scripts.train import parse_args, run
+
+    split_file = tmp_path / "splits.json"
+    split_file.write_text(json.dumps({"a": {"train": ["01", "02"], "val": ["03"], "test": ["04", "66"]}}))
+    cases = {
+        ("--fold_scheme", str(split_file)): r"splits.json: fold 'a': test subjects \['66'\] are not in the data set",
+        # The 4 synthetic actors are ravdess6's fold 1: fold 2 is refused by its number.
+        ("--fold_scheme", "ravdess6", "--fold", "2"): r"fold 2 of ravdess6 \(subjects 5-8\) has no test subjects",
+    }
+    for flags, message in cases.items():
+        output_dir = tmp_path / "out"
+        with pytest.raises(ValueError, match=message):
+            run(*parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1",
+                             "--output_dir", str(output_dir), *flags]))
+        assert not list(output_dir.iterdir()), "nothing trained or written"

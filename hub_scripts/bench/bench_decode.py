@@ -39,8 +39,8 @@ import numpy as np
 
 from hub_scripts.bench.common import (
     add_timing_arguments,
-    make_test_clip,
     machine_summary,
+    make_test_clip,
     markdown_table,
     set_threads,
     time_interleaved,

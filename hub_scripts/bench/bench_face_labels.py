@@ -22,8 +22,8 @@ from typing import Any
 
 from hub_scripts.bench.common import (
     add_timing_arguments,
-    make_test_clip,
     machine_summary,
+    make_test_clip,
     markdown_table,
     set_threads,
     time_interleaved,

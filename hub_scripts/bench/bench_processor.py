@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hub_scripts.bench.common import make_test_clip, machine_summary, markdown_table, set_threads, time_interleaved
+from hub_scripts.bench.common import machine_summary, make_test_clip, markdown_table, set_threads, time_interleaved
 
 OURS = "MTCAEVideoProcessor"
 TARGETS = {"VideoMAEImageProcessor": 2.0, "VideoMAEVideoProcessor": 1.3}

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-
 # ----------------------------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------------------------
@@ -108,11 +107,6 @@ def paired_ratio(numerator: Timing, denominator: Timing) -> float:
     if len(numerator.seconds) != len(denominator.seconds):
         raise ValueError("paired_ratio needs timings from the same rounds")
     return statistics.median(a / b for a, b in zip(numerator.seconds, denominator.seconds))
-
-
-def time_it(fn: Callable[[], Any], repeats: int, warmup: int, clock: str = "wall") -> float:
-    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls (one candidate)."""
-    return time_interleaved({"fn": fn}, repeats, warmup, clock=clock)["fn"].median
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,8 +319,9 @@ def make_test_clip(
         bframes: force this many consecutive B-frames (fixed pattern, ``b-adapt=0``); ``None`` lets
             libx264 decide (it picks no B-frames for this synthetic texture).
     """
-    import av
     from fractions import Fraction
+
+    import av
 
     rng = np.random.default_rng(0)
     num_frames = int(seconds * fps)

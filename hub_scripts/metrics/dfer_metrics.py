@@ -13,22 +13,24 @@ or without `evaluate`::
     from hub_scripts.metrics.dfer_metrics import compute_dfer_metrics
     compute_dfer_metrics(predictions, references, num_labels=7)
 
-It imports only numpy, datasets and evaluate (evaluate copies the file into its module cache, so it
-must not import the rest of this package).
+The numbers come from scikit-learn (``recall_score``, ``accuracy_score`` and
+``confusion_matrix``). It imports only numpy, scikit-learn, datasets and evaluate
+(evaluate copies the file into its module cache, so it must not import the rest of this package).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import datasets
 import evaluate
 import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, recall_score
 
 _DESCRIPTION = """\
 Dynamic facial expression recognition metrics:
 - UAR (unweighted average recall): the mean over classes of the per-class recall, over the classes
-  that occur in the references (= scikit-learn's balanced_accuracy_score).
+  that occur in the references (= scikit-learn's balanced_accuracy_score with the default labels).
 - WAR (weighted average recall): plain accuracy.
 - per_class_recall: recall of each label in `labels` order (NaN for labels absent from the references).
 - support: number of references per label.
@@ -100,25 +102,19 @@ def compute_dfer_metrics(
         raise ValueError("no predictions to score")
     label_ids = _resolve_labels(predictions, references, num_labels, labels)
 
-    war = float(np.mean(predictions == references))
-    recalls, support = [], []
-    for label in label_ids:
-        is_label = references == label
-        support.append(int(is_label.sum()))
-        # Recall over every sample of the class, so predictions outside `labels` count as misses.
-        recalls.append(float(np.mean(predictions[is_label] == label)) if is_label.any() else float("nan"))
-    present = [r for r, n in zip(recalls, support) if n > 0]
-    uar = float(np.mean(present)) if present else float("nan")
-
-    position = {int(label): i for i, label in enumerate(label_ids)}
-    matrix = np.zeros((len(label_ids), len(label_ids)), dtype=np.int64)
-    for ref, pred in zip(references.tolist(), predictions.tolist()):
-        if ref in position and pred in position:
-            matrix[position[ref], position[pred]] += 1
+    war = float(accuracy_score(references, predictions))
+    # Recall over every sample of the class, so predictions outside `labels` count as misses; NaN when absent.
+    recalls = recall_score(references, predictions, labels=label_ids, average=None, zero_division=np.nan)
+    support = [int(np.sum(references == label)) for label in label_ids]
+    # The macro recall over the classes of `labels` present in the references: with the default labels this is
+    # balanced_accuracy_score.
+    present = [int(label) for label, count in zip(label_ids, support) if count > 0]
+    uar = float(recall_score(references, predictions, labels=present, average="macro")) if present else float("nan")
+    matrix = confusion_matrix(references, predictions, labels=label_ids)
     return {
         "uar": uar,
         "war": war,
-        "per_class_recall": recalls,
+        "per_class_recall": [float(r) for r in recalls],
         "support": support,
         "confusion_matrix": matrix.tolist(),
         "labels": label_ids.tolist(),

@@ -1,0 +1,56 @@
+"""Command-line parsing shared by the tools: ``HfArgumentParser`` dataclasses, underscore flags.
+
+Every tool declares its options as dataclasses whose ``__post_init__`` checks them, so a bad value is
+refused before any data is loaded; here a check's ``ValueError`` becomes a one-line usage error
+(exit status 2) instead of a traceback. A single ``ARGS.json`` argument reads every option from a
+JSON file, as in transformers' example scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from transformers import HfArgumentParser
+
+
+def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *, prog: str, description: str,
+                    positional: str | None = None) -> tuple:
+    """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each dataclass.
+
+    Args:
+        dataclass_types: the option dataclasses, in the order they are returned.
+        argv: the arguments; a single ``*.json`` path reads them from that file.
+        prog: the program name shown in ``--help`` (the console script).
+        description: the ``--help`` text above the options.
+        positional: a field that may also be given as the first, unnamed argument (``mtcae-push-to-hub RUN``).
+    """
+    parser = HfArgumentParser(dataclass_types, prog=prog, description=description,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if len(argv) == 1 and argv[0].endswith(".json"):
+            return tuple(parser.parse_json_file(os.path.abspath(argv[0])))
+        if positional and argv and not argv[0].startswith("-"):
+            argv = [f"--{positional}", *argv]
+        return tuple(parser.parse_args_into_dataclasses(args=argv))
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def check_choice(name: str, value, choices: Sequence) -> None:
+    """Raise a ``ValueError`` naming the option when ``value`` is not one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"--{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def check_positive(**values: int | float | None) -> None:
+    """Raise a ``ValueError`` naming the first option (given as a keyword) that is set but not > 0."""
+    for name, value in values.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"--{name} must be > 0; got {value!r}")
+
+
+__all__ = ["check_choice", "check_positive", "parse_arguments"]

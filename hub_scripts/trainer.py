@@ -1,0 +1,137 @@
+"""``MTCAETrainer``: transformers' Trainer whose Hub pushes upload the self-contained repo of ``mtcae-push-to-hub``.
+
+Built on Trainer's public hooks only: the pushes while training are a :class:`HubPushCallback`
+(``on_save``), the final push is the public ``push_to_hub`` method, and ``save_model`` also writes
+``training_args.json`` (the arguments as JSON, which the model card reads: ``training_args.bin`` is
+a pickle and is never read back by this project).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
+
+from hub_scripts.push_to_hub import TRAINING_ARGS_FILE, build_repo_folder, push_folder
+
+
+def latest_eval_metrics(log_history: list[dict]) -> dict:
+    """The validation metrics of the last evaluation in Trainer's ``state.log_history`` (merged)."""
+    metrics: dict = {}
+    for entry in log_history:
+        if any(k.startswith("eval_") for k in entry):
+            metrics.update(entry)
+    return metrics
+
+
+def _repo_id(args) -> str:
+    """The Hub repo of a run: ``hub_model_id``, else the output folder's name (as Trainer chooses it)."""
+    return args.hub_model_id or Path(args.output_dir).absolute().name
+
+
+class HubPushCallback(TrainerCallback):
+    """Upload the self-contained repo folder built from each checkpoint Trainer saves.
+
+    Follows ``TrainingArguments.hub_strategy``: ``every_save`` uploads the repo folder (with the latest
+    validation metrics in its card) after each save; ``checkpoint`` / ``all_checkpoints`` also upload
+    the checkpoint folder itself, as ``last-checkpoint/`` or ``checkpoint-N/``, to resume from as
+    Trainer does; ``end`` uploads nothing while training. Uploads finish before training goes on.
+
+    Args:
+        card_kwargs: forwarded to :func:`~hub_scripts.push_to_hub.build_repo_folder` (``dataset``, ``license``,
+            ``base_model``, ``results``, ``template``, ``model_name``).
+        api: the ``huggingface_hub.HfApi`` to upload with (default: a new one).
+    """
+
+    def __init__(self, card_kwargs: dict | None = None, api=None):
+        self.card_kwargs = dict(card_kwargs or {})
+        self.api = api
+
+    def on_save(self, args, state, control, **kwargs):
+        strategy = HubStrategy(args.hub_strategy)
+        if not state.is_world_process_zero or strategy == HubStrategy.END:
+            return
+        from huggingface_hub import HfApi
+
+        api = self.api or HfApi()
+        checkpoint = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        unit = f"step {state.global_step}" if args.save_strategy == "steps" else f"epoch {int(state.epoch or 0)}"
+        message = f"Training in progress, {unit}"
+        with tempfile.TemporaryDirectory(prefix="mtcae-hub-") as staging:
+            build_repo_folder(checkpoint, Path(staging) / "repo", repo_id=_repo_id(args),
+                              metrics=latest_eval_metrics(state.log_history), **self.card_kwargs)
+            info = push_folder(Path(staging) / "repo", _repo_id(args), token=args.hub_token,
+                               private=args.hub_private_repo, revision=args.hub_revision, commit_message=message,
+                               api=api)
+        if strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+            api.upload_folder(repo_id=info.repo_url.repo_id, folder_path=str(checkpoint), token=args.hub_token,
+                              path_in_repo="last-checkpoint" if strategy == HubStrategy.CHECKPOINT else checkpoint.name,
+                              commit_message=f"{message}, checkpoint", revision=args.hub_revision)
+
+
+class MTCAETrainer(Trainer):
+    """``transformers.Trainer`` whose Hub pushes upload the self-contained repo of :func:`build_repo_folder`.
+
+    - With ``push_to_hub=True`` the pushes while training are a :class:`HubPushCallback` (Trainer's own
+      uploads of the output folder are turned off in the Trainer's copy of the arguments): the same
+      repo folder ``mtcae-push-to-hub`` builds, no ``training_args.bin``, no optimizer state.
+    - ``push_to_hub()`` saves the model, builds the repo folder from ``output_dir`` (weights, config,
+      code, processor, result files, the rendered model card) and uploads exactly that.
+    - ``save_model()`` also writes ``training_args.json``; ``create_model_card()`` writes this project's
+      card to ``output_dir/README.md``.
+
+    Args:
+        hub_card_kwargs: forwarded to :func:`build_repo_folder` (``dataset``, ``license``, ``base_model``,
+            ``results``, ``template``, ``model_name``).
+        Everything else: as ``transformers.Trainer``.
+    """
+
+    def __init__(self, *args, hub_card_kwargs: dict | None = None, **kwargs):
+        self.hub_card_kwargs = dict(hub_card_kwargs or {})
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        self.requested_args = training_args  # what the caller asked for, written to training_args.json
+        if training_args is not None and training_args.push_to_hub:
+            own_copy = copy.copy(training_args)
+            own_copy.push_to_hub = False  # Trainer would upload output_dir as it is: the callback uploads instead
+            if len(args) > 1:
+                args = (args[0], own_copy, *args[2:])
+            else:
+                kwargs["args"] = own_copy
+            kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), HubPushCallback(self.hub_card_kwargs)]
+        super().__init__(*args, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            folder = Path(output_dir or self.args.output_dir)
+            (folder / TRAINING_ARGS_FILE).write_text((self.requested_args or self.args).to_json_string())
+
+    def create_model_card(self, **kwargs) -> None:
+        if not self.is_world_process_zero():
+            return
+        with tempfile.TemporaryDirectory() as staging:
+            build_repo_folder(self.args.output_dir, Path(staging) / "repo", repo_id=_repo_id(self.args),
+                              **self.hub_card_kwargs)
+            (Path(self.args.output_dir) / "README.md").write_bytes((Path(staging) / "repo" / "README.md").read_bytes())
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True,
+                    token: str | None = None, revision: str | None = None, private: bool | None = None, **kwargs):
+        """Save the model, build the self-contained repo folder from ``output_dir`` and upload it (blocking)."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        with tempfile.TemporaryDirectory(prefix="mtcae-hub-") as staging:
+            build_repo_folder(self.args.output_dir, Path(staging) / "repo", repo_id=_repo_id(self.args),
+                              **self.hub_card_kwargs)
+            return push_folder(Path(staging) / "repo", _repo_id(self.args),
+                               token=token if token is not None else self.args.hub_token,
+                               private=self.args.hub_private_repo if private is None else private,
+                               revision=revision if revision is not None else self.args.hub_revision,
+                               commit_message=commit_message)
+
+
+__all__ = ["HubPushCallback", "MTCAETrainer", "latest_eval_metrics"]

@@ -1,0 +1,199 @@
+"""One entry per data set: how to load it, its classes, its default folds and framing, its card text.
+
+``mtcae-train``, ``mtcae-cross-validate``, ``mtcae-ablate`` and the model card of ``mtcae-push-to-hub``
+read only this registry, so adding a data set is one :func:`register_dataset` call (or one entry
+below)::
+
+    entry = get_dataset("ravdess")
+    table, report = entry.load(root, options)       # a datasets.Dataset of paths, and its LoadReport
+    entry.fold_scheme, entry.resize_mode              # "ravdess6", "full_frame"
+
+``options`` is the parsed data arguments of ``mtcae-train`` (any object with the attributes an entry
+reads: ``num_classes`` for RAVDESS, ``mead_views`` / ``mead_levels`` for MEAD, ``synthetic_actors`` /
+``synthetic_clips_per_class`` for the synthetic set).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import datasets as adapters
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """What the tools need to know about one data set.
+
+    Args:
+        key: the name given to ``--dataset`` (and stored in ``run_summary.json``).
+        name: the display name (model card, tables).
+        load: ``load(root, options) -> (Dataset, LoadReport)``.
+        class_names: the fixed label order (ids = positions); the default one where an option changes
+            it (RAVDESS with 8 classes), ``None`` where the data names the classes (one folder per class).
+        fold_scheme: the default subject-independent fold scheme (see ``processing.datasets.make_folds``).
+        resize_mode: the default input framing of ``MTCAEVideoProcessor``.
+        license: the data set's license tag for the model card (Hub license identifiers).
+        url: where the data set is described.
+        description: the model card's "Training data" paragraph (markdown).
+        citation: BibTeX of the data set, or "".
+        default_root: the data root used when none is given (``None``: ``--data_root`` is required).
+    """
+
+    key: str
+    name: str
+    load: Callable[[Path, Any], tuple[Any, adapters.LoadReport]]
+    class_names: tuple[str, ...] | None
+    fold_scheme: str
+    resize_mode: str = "full_frame"
+    license: str = "other"
+    url: str = ""
+    description: str = ""
+    citation: str = ""
+    default_root: str | None = None
+
+    def resolve_root(self, root: str | os.PathLike | None) -> Path:
+        """``root``, or the entry's default root; a clear error when the data set needs one."""
+        if root is None and self.default_root is None:
+            raise ValueError(f"--dataset {self.key} needs --data_root (the folder holding the {self.name} files)")
+        return Path(root if root is not None else self.default_root)
+
+
+DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(entry: DatasetEntry) -> DatasetEntry:
+    """Add (or replace) a data set in the registry; returns it."""
+    DATASETS[entry.key] = entry
+    return entry
+
+
+def get_dataset(key: str) -> DatasetEntry:
+    """The registry entry of ``key``; a ``ValueError`` naming the known data sets otherwise."""
+    try:
+        return DATASETS[key]
+    except KeyError:
+        raise ValueError(f"unknown data set {key!r}; known: {', '.join(DATASETS)}") from None
+
+
+def dataset_key(name: str | None) -> str | None:
+    """The registry key of a data set given by key or display name ("CREMA-D" -> "crema_d"); else ``name``."""
+    if not name:
+        return None
+    text = str(name).strip()
+    for entry in DATASETS.values():
+        if text.lower() in (entry.key, entry.name.lower()) or text.lower().replace("-", "_") == entry.key:
+            return entry.key
+    return text
+
+
+def display_name(key: str | None) -> str:
+    """The display name of a data set key (the key itself when it is not registered)."""
+    if key is None:
+        return "an unnamed data set"
+    return DATASETS[key].name if key in DATASETS else str(key)
+
+
+# ------------------------------------------------------------------------------------------------
+# Loaders: (root, options) -> (dataset, report)
+# ------------------------------------------------------------------------------------------------
+def _load_synthetic(root: Path, options) -> tuple:
+    from .synthetic import generate_synthetic_dfer  # renders only what is missing
+
+    generate_synthetic_dfer(root, num_actors=getattr(options, "synthetic_actors", 24),
+                            clips_per_class=getattr(options, "synthetic_clips_per_class", 6))
+    return adapters.load_ravdess(root, num_classes=7, return_report=True)
+
+
+def _load_ravdess(root: Path, options) -> tuple:
+    return adapters.load_ravdess(root, num_classes=getattr(options, "num_classes", 7), return_report=True)
+
+
+def _load_crema_d(root: Path, options) -> tuple:
+    return adapters.load_crema_d(root, return_report=True)
+
+
+def _load_mead(root: Path, options) -> tuple:
+    return adapters.load_mead(root, views=getattr(options, "mead_views", ("front",)),
+                              levels=getattr(options, "mead_levels", adapters.MEAD_LEVELS), return_report=True)
+
+
+def _load_folder(root: Path, options) -> tuple:
+    return adapters.load_video_folder(root, return_report=True)
+
+
+# DatasetEntry(key, name, load, class_names, fold_scheme, ...)
+register_dataset(DatasetEntry(
+    "synthetic", "Synthetic DFER", _load_synthetic, adapters.RAVDESS_7_CLASSES, "subject_kfold",
+    resize_mode="face_align", license="apache-2.0",
+    description=(
+        "The synthetic DFER set rendered by `processing/synthetic.py` of `mtcae-dfer`: cartoon faces of "
+        "synthetic 'actors' animating the 7 RAVDESS expressions, in the RAVDESS file layout, with exact face "
+        "boxes and landmarks. It exists to test the training pipeline end to end. **A model trained on it has "
+        "no value on real faces.**"
+    ),
+    default_root="data/synthetic_dfer",
+))
+
+register_dataset(DatasetEntry(
+    "ravdess", "RAVDESS", _load_ravdess, adapters.RAVDESS_7_CLASSES, "ravdess6",
+    license="cc-by-nc-sa-4.0", url="https://zenodo.org/records/1188976",
+    description=(
+        "[RAVDESS](https://zenodo.org/records/1188976) (Livingstone and Russo, 2018): 24 professional actors "
+        "(12 female, 12 male) speaking two lexically matched statements in a neutral North American accent, "
+        "filmed frontally in a studio. The paper's protocol takes the 1,440 speech clips and 7 classes (calm "
+        "merged into neutral); HiCMAE / MAE-DFER use 8 classes and 6 subject-independent folds (fold k tests "
+        "actors 4k-3 to 4k)."
+    ),
+    citation="""@article{livingstone2018ravdess,
+  title   = {The Ryerson Audio-Visual Database of Emotional Speech and Song (RAVDESS)},
+  author  = {Livingstone, Steven R. and Russo, Frank A.},
+  journal = {PLoS ONE},
+  volume  = {13}, number = {5}, pages = {e0196391}, year = {2018}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "crema_d", "CREMA-D", _load_crema_d, adapters.CREMA_D_CLASSES, "crema5",
+    license="odbl", url="https://github.com/CheyneyComputerScience/CREMA-D",
+    description=(
+        "[CREMA-D](https://github.com/CheyneyComputerScience/CREMA-D) (Cao et al., 2014): 7,442 clips of 91 "
+        "actors (48 male, 43 female, aged 20 to 74, several ethnic backgrounds) speaking 12 sentences with 6 "
+        "emotions (anger, disgust, fear, happy, neutral, sad). Folds split the actors into 5 ranges (1001-1018, "
+        "1019-1036, 1037-1054, 1055-1072, 1073-1091); four known broken files are left out."
+    ),
+    citation="""@article{cao2014cremad,
+  title   = {CREMA-D: Crowd-sourced Emotional Multimodal Actors Dataset},
+  author  = {Cao, Houwei and Cooper, David G. and Keutmann, Michael K. and Gur, Ruben C. and
+             Nenkova, Ani and Verma, Ragini},
+  journal = {IEEE Transactions on Affective Computing},
+  volume  = {5}, number = {4}, pages = {377--390}, year = {2014}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "mead", "MEAD", _load_mead, adapters.MEAD_CLASSES, "subject_kfold",
+    url="https://wywu.github.io/projects/MEAD/MEAD.html",
+    description=(
+        "[MEAD](https://wywu.github.io/projects/MEAD/MEAD.html) (Wang et al., 2020): talking-face videos of "
+        "actors recorded from seven views with 8 emotions at three intensity levels (neutral at one level); "
+        "folds are subject-independent."
+    ),
+    citation="""@inproceedings{wang2020mead,
+  title     = {MEAD: A Large-scale Audio-visual Dataset for Emotional Talking-face Generation},
+  author    = {Wang, Kaisiyuan and Wu, Qianyi and Song, Linsen and Yang, Zhuoqian and Wu, Wayne and
+               Qian, Chen and He, Ran and Qiao, Yu and Loy, Chen Change},
+  booktitle = {European Conference on Computer Vision (ECCV)},
+  year      = {2020}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "folder", "Video folder", _load_folder, None, "subject_kfold",
+    description="A class-per-folder video data set with subject-independent folds.",
+))
+
+__all__ = ["DATASETS", "DatasetEntry", "dataset_key", "display_name", "get_dataset", "register_dataset"]
