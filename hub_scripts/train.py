@@ -439,6 +439,31 @@ class ComputeMetrics:
 # ------------------------------------------------------------------------------------------------
 # Run
 # ------------------------------------------------------------------------------------------------
+# Config fields a checkpoint must share with the run that resumes it, and the option that sets each.
+RESUME_FIELDS = {"decoder_mode": "--decoder_mode", "task_order": "--preset", "decoder_hidden_size": "--preset",
+                 "decoder_num_layers": "--preset", "projection_dim": "--preset", "projection_mode": "--preset",
+                 "freeze_encoder": "--freeze_encoder", "num_frames": "--preset", "id2label": "--dataset / --num_classes"}
+ENCODER_RESUME_FIELDS = ("hidden_size", "num_hidden_layers", "image_size", "patch_size", "tubelet_size")
+
+
+def check_resume_matches(model: MTCAEForVideoClassification, checkpoint: str | Path) -> None:
+    """Refuse to resume a checkpoint made with other model options, naming the option that changed."""
+    path = Path(checkpoint) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume_from_checkpoint {checkpoint} has no config.json: not a checkpoint folder")
+    saved, current = json.loads(path.read_text()), model.config.to_dict()
+    changed = [(name, flag) for name, flag in RESUME_FIELDS.items()
+               if name in saved and json.dumps(saved[name], sort_keys=True) != json.dumps(current.get(name), sort_keys=True)]
+    changed += [(f"encoder_config.{name}", "--preset / --encoder") for name in ENCODER_RESUME_FIELDS
+                if saved.get("encoder_config", {}).get(name) != current["encoder_config"].get(name)]
+    if changed:
+        name, flag = changed[0]
+        value = saved.get(name) if "." not in name else saved["encoder_config"].get(name.split(".", 1)[1])
+        raise ValueError(f"--resume_from_checkpoint {checkpoint} was trained with {name}={value!r}, this run builds "
+                         f"another model ({', '.join(n for n, _ in changed)} differ): pass the same {flag} as the "
+                         "run that wrote it, or start a new --output_dir")
+
+
 def check_output_dir(path: str | Path) -> None:
     """Fail now, not after training, when the output folder cannot be written."""
     folder = Path(path)
@@ -455,6 +480,8 @@ def prepare_run(data_args: DataArguments, model_args: ModelArguments, training_a
     """Data, model and processor of one fold, with the clip transforms set; returns ``(data, model, processor)``."""
     data = load_fold(data_args, training_args)
     model = build_model(model_args, data.class_names)
+    if training_args.resume_from_checkpoint:
+        check_resume_matches(model, training_args.resume_from_checkpoint)
     if data_args.cache_encoder_features and not model.base_model.encoder_is_frozen:
         raise ValueError("--cache_encoder_features needs a frozen encoder (the preset's freeze_encoder or "
                          "--freeze_encoder True): a trained encoder changes its tokens every step")

@@ -9,6 +9,7 @@ a pickle and is never read back by this project).
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from pathlib import Path
 
@@ -72,6 +73,40 @@ class HubPushCallback(TrainerCallback):
                               commit_message=f"{message}, checkpoint", revision=args.hub_revision)
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """Training produced a NaN / infinite loss or gradient norm; nothing after it was saved."""
+
+
+def non_finite_parameters(model) -> list[str]:
+    """Names of the parameters and buffers of ``model`` that hold a NaN or an infinity."""
+    import torch
+
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+
+
+class NonFiniteLossCallback(TrainerCallback):
+    """Stop training at the first logged loss or gradient norm that is NaN or infinite, before it is saved.
+
+    Trainer's default ``logging_nan_inf_filter`` hides NaN losses from the logs (a diverged run then
+    logs a loss of 0); :class:`MTCAETrainer` turns that filter off and adds this callback, so a
+    diverged run stops with a message instead of saving, evaluating and pushing an all-NaN model.
+    """
+
+    def __init__(self):
+        self.failure: str | None = None
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)) and self.failure is None:
+                self.failure = f"the training {key} became {value} by step {state.global_step}"
+                control.should_training_stop = True
+                control.should_save = False
+                control.should_evaluate = False
+        return control
+
+
 class MTCAETrainer(Trainer):
     """``transformers.Trainer`` whose Hub pushes upload the self-contained repo of :func:`build_repo_folder`.
 
@@ -82,6 +117,9 @@ class MTCAETrainer(Trainer):
       code, processor, result files, the rendered model card) and uploads exactly that.
     - ``save_model()`` also writes ``training_args.json``; ``create_model_card()`` writes this project's
       card to ``output_dir/README.md``.
+    - A NaN / infinite loss or gradient norm stops training (:class:`NonFiniteLossCallback`) and
+      ``train()`` raises :class:`NonFiniteTrainingError` naming the step and the last checkpoint saved
+      before it; ``save_model()`` refuses weights that are not finite.
 
     Args:
         hub_card_kwargs: forwarded to :func:`build_repo_folder` (``dataset``, ``license``, ``base_model``,
@@ -101,9 +139,26 @@ class MTCAETrainer(Trainer):
             else:
                 kwargs["args"] = own_copy
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), HubPushCallback(self.hub_card_kwargs)]
+        self.non_finite = NonFiniteLossCallback()
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), self.non_finite]
         super().__init__(*args, **kwargs)
+        self.args.logging_nan_inf_filter = False  # a NaN loss must reach the logs (and the callback)
+
+    def train(self, *args, **kwargs):
+        result = super().train(*args, **kwargs)
+        if self.non_finite.failure:
+            checkpoint = self.state.best_model_checkpoint or _last_checkpoint(self.args.output_dir)
+            kept = f"the last checkpoint saved before it is {checkpoint}" if checkpoint else "no checkpoint was saved"
+            raise NonFiniteTrainingError(
+                f"Training diverged: {self.non_finite.failure}; training stopped and nothing after it was saved "
+                f"({kept}). Lower --learning_rate (now {self.args.learning_rate:g}) or set --max_grad_norm.")
+        return result
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise NonFiniteTrainingError(f"refusing to save a model with non-finite weights ({len(bad)} tensors, e.g. "
+                                         f"{', '.join(bad[:3])})")
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:
             folder = Path(output_dir or self.args.output_dir)
@@ -134,4 +189,11 @@ class MTCAETrainer(Trainer):
                                commit_message=commit_message)
 
 
-__all__ = ["HubPushCallback", "MTCAETrainer", "latest_eval_metrics"]
+def _last_checkpoint(output_dir: str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+
+__all__ = ["HubPushCallback", "MTCAETrainer", "NonFiniteLossCallback", "NonFiniteTrainingError", "latest_eval_metrics",
+           "non_finite_parameters"]
