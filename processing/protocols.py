@@ -38,11 +38,12 @@ def ravdess_single(dataset) -> list[Fold]:
         dataset: a RAVDESS dataset (``subject`` = actor code "01".."24"), or its subject ids, one per row.
 
     Returns:
-        ``[Fold("single", ...)]`` (a list, like :func:`processing.datasets.make_folds`) with ``val_subjects`` set.
+        ``[Fold("single", ..., number=1)]`` (a list, like :func:`processing.datasets.make_folds`, whose scheme
+        ``"ravdess_single"`` this is) with ``val_subjects`` set.
     """
     subjects = list(dataset["subject"]) if hasattr(dataset, "column_names") else [str(s) for s in dataset]
     split = RAVDESS_SINGLE_SPLIT
-    return [_fold_from_subjects("single", subjects, split["train"], split["test"], split["validation"])]
+    return [_fold_from_subjects("single", subjects, split["train"], split["test"], split["validation"], number=1)]
 
 
 __all__ = ["RAVDESS_SINGLE_LOAD_KWARGS", "RAVDESS_SINGLE_SPLIT", "ravdess_single"]
