@@ -67,3 +67,26 @@ def test_two_by_two_cross_validation_scores_the_test_split_with_the_saved_model(
     np.testing.assert_allclose(results["test_uar"], uar, rtol=0, atol=1e-12)
     np.testing.assert_allclose(results["test_war"], np.mean(predictions == references), rtol=0, atol=1e-12)
     assert summary["test_confusion_matrix"] == confusion_matrix(references, predictions, labels=range(7)).tolist()
+
+
+def test_views_and_new_fold_schemes_are_checked_before_any_data_is_loaded(tmp_path, capsys):
+    from hub_scripts.cross_validate import main as cross_validate_main
+    from hub_scripts.train import main as train_main
+
+    data_root = tmp_path / "never-rendered"
+    common = ["--data_root", str(data_root), "--output_dir", str(tmp_path / "out")]
+    cases = {
+        ("--test_temporal_views", "0"): "need at least one temporal and one spatial view",
+        ("--test_spatial_mode", "flip", "--test_spatial_views", "3"): "gives 1 or 2 spatial views",
+        ("--fold_scheme", "ravdess_single", "--fold", "2"): "--fold 2 is out of range: ravdess_single has folds 1-1",
+        ("--dataset", "dfew", "--fold", "6"): "--fold 6 is out of range: dfew5 has folds 1-5",
+    }
+    for tool in (train_main, cross_validate_main):
+        for flags, message in cases.items():
+            try:
+                tool([*common, *flags])
+            except SystemExit as info:
+                assert info.code == 2 and message in capsys.readouterr().err, (tool, flags)
+            else:
+                raise AssertionError(f"{flags} was accepted")
+    assert not data_root.exists()
