@@ -4,7 +4,7 @@ Runs :func:`hub_scripts.cross_validate.cross_validate` once per ``decoder_mode``
 non-fully-shared, fully-shared and cascaded frameworks, named in ``hub_scripts.model_card.DECODER_MODES``),
 each into ``OUTPUT_DIR/<mode>``, and writes one results table (per fold, then mean ± std test UAR / WAR
 per mode) to ``OUTPUT_DIR/ablation.md`` and ``ablation.json``. Takes every argument of ``mtcae-train``
-plus ``--folds`` and ``--modes``.
+(the test-time views included) plus ``--folds`` and ``--modes``.
 
     mtcae-ablate --dataset ravdess --data_root RAVDESS --preset paper \\
         --encoder MCG-NJU/videomae-large-finetuned-kinetics --output_dir runs/ravdess-ablation
@@ -21,6 +21,7 @@ from pathlib import Path
 from hub_scripts.cli import check_choice, parse_arguments
 from hub_scripts.cross_validate import CrossValidationArguments, cross_validate, fold_rows
 from hub_scripts.model_card import DECODER_MODES, decoder_mode_title
+from hub_scripts.multiview import MultiViewArguments
 from hub_scripts.results import results_table
 from hub_scripts.train import DataArguments, ModelArguments, MTCAETrainingArguments
 
@@ -47,7 +48,8 @@ def ablation_table(summaries: dict[str, dict]) -> str:
 
 
 def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
-           modes: list[str], folds: list[int] | None = None) -> dict[str, dict]:
+           modes: list[str], folds: list[int] | None = None,
+           views: MultiViewArguments | None = None) -> dict[str, dict]:
     """Cross-validate each decoder mode into ``OUTPUT_DIR/<mode>``; write and return the summaries by mode."""
     base_dir = Path(training_args.output_dir)
     summaries: dict[str, dict] = {}
@@ -57,7 +59,7 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
         mode_training = copy.deepcopy(training_args)
         mode_training.output_dir = str(base_dir / mode)
         summaries[mode] = cross_validate(data_args, mode_model, mode_training, folds,
-                                         title=f"{decoder_mode_title(mode)} on {data_args.dataset}")
+                                         title=f"{decoder_mode_title(mode)} on {data_args.dataset}", views=views)
     if training_args.process_index == 0:
         table = ablation_table(summaries)
         base_dir.mkdir(parents=True, exist_ok=True)
@@ -69,10 +71,10 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    data_args, model_args, training_args, cv_args, ablation_args = parse_arguments(
-        (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments, AblationArguments), argv,
-        prog="mtcae-ablate", description=__doc__)
-    ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds)
+    data_args, model_args, training_args, views, cv_args, ablation_args = parse_arguments(
+        (DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments, CrossValidationArguments,
+         AblationArguments), argv, prog="mtcae-ablate", description=__doc__)
+    ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds, views)
 
 
 if __name__ == "__main__":

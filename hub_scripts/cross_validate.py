@@ -1,9 +1,10 @@
 """``mtcae-cross-validate``: subject-independent cross-validation of MTCAE-DFER: train and test every fold.
 
-Takes every argument of ``mtcae-train`` (dataset, preset, encoder, epochs, ...) plus ``--folds``
-(default: every fold of the scheme the data set has subjects for; numbers are the protocol's). Each
+Takes every argument of ``mtcae-train`` (dataset, preset, encoder, epochs, test-time views, ...) plus
+``--folds`` (default: every fold of the scheme the data set has subjects for; numbers are the protocol's). Each
 fold trains into ``OUTPUT_DIR/fold<k>``; the summary goes to ``OUTPUT_DIR/cv_results.json`` and
-``OUTPUT_DIR/cv_results.md`` (per-fold test UAR / WAR and mean ± std, as the papers report them) and
+``OUTPUT_DIR/cv_results.md`` (per-fold test UAR / WAR and mean ± std, as the papers report them, and the
+test-time views ``--test_temporal_views`` x ``--test_spatial_views`` they were scored on) and
 a confusion matrix summed over the folds, ``OUTPUT_DIR/cv_confusion_matrix.png``. A fold that fails
 is reported at the end; the others still run.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from hub_scripts.cli import parse_arguments
+from hub_scripts.multiview import MultiViewArguments
 from hub_scripts.results import mean_std, results_table
 from hub_scripts.train import DataArguments, ModelArguments, MTCAETrainingArguments, available_folds, run
 from processing.dataset_registry import display_name
@@ -52,22 +54,32 @@ def fold_rows(summary: dict, group: str | None = None) -> list[dict]:
              "subjects": row.get("test_subjects"), "error": row.get("error")} for row in summary["folds"]]
 
 
-def summarize(results: list[dict], dataset: str, title: str) -> dict:
-    """Per-fold and mean ± std test UAR / WAR of the folds that finished (``cv_results.json``)."""
+def summarize(results: list[dict], dataset: str, title: str, views: MultiViewArguments | None = None) -> dict:
+    """Per-fold and mean ± std test UAR / WAR of the folds that finished, and the test views (``cv_results.json``)."""
     finished = [r for r in results if not r.get("error")]
     uar_mean, uar_std = mean_std(r["test_uar"] for r in finished)
     war_mean, war_std = mean_std(r["test_war"] for r in finished)
     return {"title": title, "dataset": dataset, "folds": results, "uar_mean": uar_mean, "uar_std": uar_std,
             "war_mean": war_mean, "war_std": war_std, "num_folds_finished": len(finished),
-            "num_folds_failed": len(results) - len(finished)}
+            "num_folds_failed": len(results) - len(finished), **(views or MultiViewArguments()).to_results()}
+
+
+def views_line(summary: dict) -> str:
+    """How the test clips were scored, e.g. "Test-time views: 2 temporal x 2 spatial (crops), softmax averaged"."""
+    temporal, spatial = summary.get("test_temporal_views", 1), summary.get("test_spatial_views", 1)
+    if temporal * spatial == 1:
+        return "Test-time views: 1 x 1 (one 16-frame sampling of each clip)."
+    return (f"Test-time views: {temporal} temporal x {spatial} spatial ({summary.get('test_spatial_mode', 'crops')}), "
+            "softmax scores averaged per clip.")
 
 
 def markdown_table(summary: dict) -> str:
-    """The summary as the one results table, under its title."""
-    return f"### {summary['title']}\n\n{results_table(fold_rows(summary))}\n"
+    """The summary as the one results table, under its title and the line naming the test views."""
+    return f"### {summary['title']}\n\n{views_line(summary)}\n\n{results_table(fold_rows(summary))}\n"
 
 
-def run_fold(k: int, data_args: DataArguments, model_args: ModelArguments, training_args, base_dir: Path) -> dict:
+def run_fold(k: int, data_args: DataArguments, model_args: ModelArguments, training_args, base_dir: Path,
+             views: MultiViewArguments | None = None) -> dict:
     """Train and test fold ``k`` into ``base_dir/fold<k>``; a failure becomes ``{"fold": k, "error": ...}``."""
     fold_data = copy.deepcopy(data_args)
     fold_data.fold = k
@@ -75,7 +87,7 @@ def run_fold(k: int, data_args: DataArguments, model_args: ModelArguments, train
     fold_training.output_dir = str(base_dir / f"fold{k}")
     logger.info("=== fold %d -> %s", k, fold_training.output_dir)
     try:
-        metrics = run(fold_data, model_args, fold_training)
+        metrics = run(fold_data, model_args, fold_training, views)
     except Exception as error:  # one broken fold must not cost the others
         logger.error("fold %d failed:\n%s", k, traceback.format_exc())
         return {"fold": k, "error": f"{type(error).__name__}: {error}"}
@@ -103,18 +115,19 @@ def write_summary(summary: dict, base_dir: Path, results: list[dict]) -> None:
 
 
 def cross_validate(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
-                   folds: list[int] | None = None, title: str | None = None) -> dict:
-    """Train and test each fold into ``training_args.output_dir/fold<k>``; write and return the summary."""
+                   folds: list[int] | None = None, title: str | None = None,
+                   views: MultiViewArguments | None = None) -> dict:
+    """Train and test (on ``views``) each fold into ``OUTPUT_DIR/fold<k>``; write and return the summary."""
     base_dir = Path(training_args.output_dir)
     available = available_folds(data_args, training_args.seed)
     wrong = [k for k in folds or [] if k not in available]
     if wrong:
         raise ValueError(f"--folds {wrong}: {data_args.scheme} folds this data set can run are {available}")
     folds = folds or available
-    results = [run_fold(k, data_args, model_args, training_args, base_dir) for k in folds]
+    results = [run_fold(k, data_args, model_args, training_args, base_dir, views) for k in folds]
     summary = summarize(results, data_args.dataset, title or f"MTCAE-DFER on {display_name(data_args.dataset)} "
                                                               f"({model_args.preset}), folds {folds} of "
-                                                              f"{data_args.scheme}")
+                                                              f"{data_args.scheme}", views)
     if training_args.process_index == 0:
         write_summary(summary, base_dir, results)
     return summary
@@ -122,10 +135,10 @@ def cross_validate(data_args: DataArguments, model_args: ModelArguments, trainin
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    data_args, model_args, training_args, cv_args = parse_arguments(
-        (DataArguments, ModelArguments, MTCAETrainingArguments, CrossValidationArguments), argv,
+    data_args, model_args, training_args, views, cv_args = parse_arguments(
+        (DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments, CrossValidationArguments), argv,
         prog="mtcae-cross-validate", description=__doc__)
-    summary = cross_validate(data_args, model_args, training_args, cv_args.folds)
+    summary = cross_validate(data_args, model_args, training_args, cv_args.folds, views=views)
     if summary["num_folds_finished"] == 0:
         sys.exit("every fold failed; see the log above")
 

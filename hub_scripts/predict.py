@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
+import tempfile
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -75,8 +77,12 @@ def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revi
     from processing.video_processing_mtcae import MTCAEVideoProcessor
 
     kwargs = {"revision": revision} if revision else {}
-    model, info = MTCAEForVideoClassification.from_pretrained(model_name_or_path, output_loading_info=True, **kwargs)
+    # Mismatched shapes are reported below by name (transformers would raise pointing at its own log).
+    model, info = MTCAEForVideoClassification.from_pretrained(model_name_or_path, output_loading_info=True,
+                                                              ignore_mismatched_sizes=True, **kwargs)
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    if problems.get("mismatched_keys"):
+        problems["mismatched_keys"] = [key if isinstance(key, str) else key[0] for key in problems["mismatched_keys"]]
     if problems:
         raise PredictError(f"the weights of {model_name_or_path} do not fit this version of mtcae-dfer: {problems}")
     try:
@@ -93,20 +99,27 @@ def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revi
 # Windows and prediction
 # ------------------------------------------------------------------------------------------------
 def plan_windows(num_source_frames: int, fps: float, window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
-                 stride_seconds: float = DEFAULT_STRIDE_SECONDS) -> list[tuple[int, int]]:
+                 stride_seconds: float = DEFAULT_STRIDE_SECONDS,
+                 frame_times: np.ndarray | None = None) -> list[tuple[int, int]]:
     """``[(start, end)]`` frame ranges (end exclusive) of the sliding windows.
 
-    Windows are ``round(window_seconds * fps)`` frames long and start every ``round(stride_seconds * fps)``
-    frames; a last window is aligned to the end of the video so that every frame is covered. A video no
-    longer than one window (or ``window_seconds`` of 0 / ``None``) gives the single window ``(0, N)``.
+    With ``frame_times`` (the start time in seconds of every frame, plus the clip's end: ``N + 1`` values,
+    see :func:`frame_times`), a window holds the frames that start in ``[t, t + window_seconds)``, for
+    ``t`` every ``stride_seconds`` from 0, so windows follow the clock on a variable-frame-rate clip.
+    Without, windows are ``round(window_seconds * fps)`` frames long and start every
+    ``round(stride_seconds * fps)`` frames. Either way a last window is aligned to the end of the video so
+    that every frame is covered; a video no longer than one window (or ``window_seconds`` of 0 / ``None``)
+    gives the single window ``(0, N)``.
     """
     n = int(num_source_frames)
     if n < 1:
         raise PredictError("the video has no frames")
     if not window_seconds or window_seconds <= 0:
         return [(0, n)]
-    if stride_seconds is None or stride_seconds <= 0:
+    if stride_seconds is None or not stride_seconds > 0:
         raise PredictError(f"--stride must be > 0 seconds, got {stride_seconds}")
+    if frame_times is not None:
+        return _plan_windows_by_time(np.asarray(frame_times, dtype=np.float64), window_seconds, stride_seconds)
     fps = float(fps) if fps and fps > 0 else 25.0
     length = max(1, int(round(window_seconds * fps)))
     stride = max(1, int(round(stride_seconds * fps)))
@@ -116,6 +129,33 @@ def plan_windows(num_source_frames: int, fps: float, window_seconds: float | Non
     if starts[-1] + length < n:
         starts.append(n - length)
     return [(s, s + length) for s in starts]
+
+
+def _plan_windows_by_time(times: np.ndarray, window_seconds: float, stride_seconds: float) -> list[tuple[int, int]]:
+    n, end, eps = len(times) - 1, float(times[-1]), 1e-6
+    if end - times[0] <= window_seconds + eps:
+        return [(0, n)]
+    starts = np.arange(times[0], end - window_seconds + eps, stride_seconds)
+    first = np.searchsorted(times[:n], starts - eps)
+    last = np.searchsorted(times[:n], starts + window_seconds - eps)
+    windows = list(dict.fromkeys((int(a), int(b)) for a, b in zip(first, last) if b > a))
+    if windows[-1][1] < n:
+        windows.append((int(np.searchsorted(times[:n], end - window_seconds - eps)), n))
+    return windows
+
+
+def frame_times(info: dict) -> np.ndarray:
+    """The start time (s) of every source frame and, last, the clip's end: ``N + 1`` values.
+
+    From the container's timestamps when it has them (exact on a variable-frame-rate clip), else index / fps.
+    """
+    n = int(info["num_source_frames"])
+    fps = float(info.get("fps") or 0.0) or 25.0
+    times = info.get("timestamps")
+    if times is None or len(times) != n:
+        return np.arange(n + 1, dtype=np.float64) / fps
+    end = info.get("duration") or float(times[-1]) + 1.0 / fps
+    return np.append(np.asarray(times, dtype=np.float64), float(end))
 
 
 def _probe(path: str) -> dict:
@@ -132,16 +172,16 @@ def _sampled_spans(spans: list[tuple[int, int]], num_frames: int, mode: str) -> 
     return [start + sample_frame_indices(end - start, num_frames, mode) for start, end in spans]
 
 
-def _window_result(span, indices, probabilities, labels, fps, boxes=None, landmarks=None) -> dict:
-    """One window's JSON entry; ``boxes`` / ``landmarks`` already normalised to the source frame."""
+def _window_result(span, indices, probabilities, labels, times, boxes=None, landmarks=None) -> dict:
+    """One window's JSON entry; ``times`` from :func:`frame_times`; boxes / landmarks normalised to the source frame."""
     start, end = span
-    frames = [{"frame": int(index), "time": index / fps,
+    frames = [{"frame": int(index), "time": float(times[index]),
                "box": None if boxes is None else [float(v) for v in boxes[t]],
                "landmarks": None if boxes is None else [[float(x), float(y)] for x, y in landmarks[t]]}
               for t, index in enumerate(indices.tolist())]
     top = int(probabilities.argmax())
     return {
-        "start_frame": start, "end_frame": end, "start_time": start / fps, "end_time": end / fps,
+        "start_frame": start, "end_frame": end, "start_time": float(times[start]), "end_time": float(times[end]),
         "label": labels[top], "score": float(probabilities[top]),
         "probabilities": {label: float(p) for label, p in zip(labels, probabilities)},
         "frames": frames,
@@ -188,11 +228,13 @@ def predict_video(
     """Probabilities, boxes and landmarks for the whole clip and for each sliding window.
 
     Returns a JSON-ready dict: ``video``, ``num_frames``, ``fps``, ``duration``, ``width``, ``height``,
-    ``labels``, ``window_seconds``, ``stride_seconds``, ``clip`` (the whole clip, as the pipeline
+    ``stream_index`` (the video stream used), ``labels``, ``window_seconds``, ``stride_seconds``, ``clip``
+    (the whole clip, as the pipeline
     sees it), ``windows`` (a list; one entry equal to ``clip`` for a short video) and
     ``mean_window_probabilities``. Each of ``clip`` / ``windows[i]`` has ``start_frame``,
     ``end_frame`` (exclusive), ``start_time``, ``end_time``, ``label``, ``score``,
-    ``probabilities`` ({label: p}) and ``frames``: the sampled frames with ``frame``, ``time``,
+    ``probabilities`` ({label: p}) and ``frames``: the sampled frames with ``frame``, ``time``
+    (times come from the container's frame timestamps, so they hold on variable-frame-rate clips),
     ``box`` ([x, y, w, h]) and ``landmarks`` (5 x [x, y]), normalised to the source frame (``None``
     for a single-task model).
 
@@ -205,10 +247,11 @@ def predict_video(
     if fps <= 0:
         warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.")
         fps = 25.0
+    times = frame_times(dict(info, fps=fps))
     num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
     mode = getattr(processor, "sampling_mode", "uniform")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    windows = plan_windows(num_source, fps, window_seconds, stride_seconds)
+    windows = plan_windows(num_source, fps, window_seconds, stride_seconds, frame_times=times)
     spans = [(0, num_source)] + [w for w in windows if w != (0, num_source)]
     step = max(1, int(batch_size))
     results: dict[tuple[int, int], dict] = {}
@@ -217,16 +260,17 @@ def predict_video(
         indices = _sampled_spans(batch, num_frames, mode)
         outputs = _predict_spans(path, batch, indices, model, processor, num_source)
         for span, window_indices, (probabilities, boxes, landmarks) in zip(batch, indices, outputs):
-            results[span] = _window_result(span, window_indices, probabilities, labels, fps, boxes, landmarks)
+            results[span] = _window_result(span, window_indices, probabilities, labels, times, boxes, landmarks)
     window_results = [dict(results[w], index=i) for i, w in enumerate(windows)]
     mean = np.mean([[w["probabilities"][label] for label in labels] for w in window_results], axis=0)
     return {
         "video": path,
         "num_frames": num_source,
         "fps": fps,
-        "duration": num_source / fps,
+        "duration": float(times[-1]),
         "width": int(info["width"]),
         "height": int(info["height"]),
+        "stream_index": info.get("stream_index"),
         "labels": labels,
         "sampled_frames_per_window": num_frames,
         "window_seconds": window_seconds if len(windows) > 1 else None,
@@ -378,42 +422,56 @@ def draw_frame(image: np.ndarray, labels: list[str], probabilities: np.ndarray, 
     return image
 
 
+def _add_overlay_stream(target, suffix: str, in_stream, fps: float, size: tuple[int, int]):
+    codec, pix_fmt = OVERLAY_CODECS[suffix]
+    rate = Fraction(in_stream.average_rate).limit_denominator(1001) if in_stream.average_rate else \
+        Fraction(fps).limit_denominator(1001)
+    stream = target.add_stream(codec, rate=rate)
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], pix_fmt
+    if codec == "libx264":
+        stream.options = {"crf": "20", "preset": "veryfast"}
+    elif codec in ("mpeg4", "libvpx-vp9"):
+        stream.bit_rate = int(2_500_000 * max(1.0, size[0] * size[1] / (640 * 360)))
+    return stream
+
+
 def write_overlay(result: dict, out_path: str | Path, max_side: int | None = None) -> int:
-    """Write the annotated video (every source frame, same frame rate); returns the number of frames written."""
+    """Write the annotated video (every source frame, upright, same frame rate); returns the frames written.
+
+    The frames come from the video stream the prediction used, with its display matrix applied, so the
+    boxes (normalised to the shown frame) land on the face; captions give each frame's own timestamp.
+    """
     import av
     import cv2
+
+    from processing.decoding_mtcae import display_orientation, orient
 
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
     if suffix not in OVERLAY_CODECS:
         raise PredictError(f"--overlay {out_path}: unsupported extension {suffix!r}; use one of {sorted(OVERLAY_CODECS)}")
-    codec, pix_fmt = OVERLAY_CODECS[suffix]
     annotations = _FrameAnnotations(result)
     src_w, src_h = int(result["width"]), int(result["height"])
     factor = min(1.0, max_side / max(src_w, src_h)) if max_side else 1.0
     width, height = max(2, int(round(src_w * factor))), max(2, int(round(src_h * factor)))
-    enc_w, enc_h = (width + width % 2, height + height % 2) if pix_fmt == "yuv420p" else (width, height)
+    even = OVERLAY_CODECS[suffix][1] == "yuv420p"
+    enc_w, enc_h = (width + width % 2, height + height % 2) if even else (width, height)
     fps = result["fps"]
     out_path.parent.mkdir(parents=True, exist_ok=True)
 
-    written = 0
+    written, first_time = 0, None
     with av.open(result["video"]) as source, av.open(str(out_path), "w") as target:
-        in_stream = source.streams.video[0]
-        rate = Fraction(in_stream.average_rate).limit_denominator(1001) if in_stream.average_rate else \
-            Fraction(fps).limit_denominator(1001)
-        stream = target.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = enc_w, enc_h, pix_fmt
-        if codec == "libx264":
-            stream.options = {"crf": "20", "preset": "veryfast"}
-        elif codec in ("mpeg4", "libvpx-vp9"):
-            stream.bit_rate = int(2_500_000 * max(1.0, enc_w * enc_h / (640 * 360)))
+        in_stream = source.streams[result.get("stream_index") or source.streams.video[0].index]
+        stream = _add_overlay_stream(target, suffix, in_stream, fps, (enc_w, enc_h))
         for index, frame in enumerate(source.decode(in_stream)):
-            image = frame.to_ndarray(format="rgb24")
+            image = orient(frame.to_ndarray(format="rgb24"), display_orientation(frame))
             if (image.shape[1], image.shape[0]) != (width, height):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
             image = np.ascontiguousarray(image)
+            first_time = frame.time if first_time is None else first_time
+            seconds = frame.time - first_time if frame.time is not None and first_time is not None else index / fps
             window, probabilities, box, landmarks = annotations.at(index)
-            caption = f"{index / fps:5.2f} s  window {window['start_time']:.2f}-{window['end_time']:.2f} s"
+            caption = f"{seconds:5.2f} s  window {window['start_time']:.2f}-{window['end_time']:.2f} s"
             draw_frame(image, annotations.labels, probabilities, box, landmarks, caption)
             if (enc_w, enc_h) != (width, height):
                 image = np.pad(image, ((0, enc_h - height), (0, enc_w - width), (0, 0)), mode="edge")
@@ -436,15 +494,16 @@ def _format_probabilities(probabilities: dict[str, float], top_k: int) -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mtcae-predict", description=__doc__.split("\n\n")[0].replace("``", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", help="video file (mp4, mov, avi, flv, mkv, webm, ...)")
+    parser.add_argument("video", nargs="+",
+                        help="video file(s) (mp4, mov, avi, flv, mkv, webm, ...); a bad one is reported at the end")
     parser.add_argument("--model", required=True, help="trained model folder or Hub repo id")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_SECONDS,
                         help="window length in seconds (0: one window, the whole clip)")
     parser.add_argument("--stride", type=float, default=DEFAULT_STRIDE_SECONDS, help="window step in seconds")
     parser.add_argument("--output_dir", default=".", help="where the timeline files go")
-    parser.add_argument("--name", default=None, help="file name stem of the outputs (default: the video's)")
+    parser.add_argument("--name", default=None, help="file name stem of the outputs (default: the video's; one video)")
     parser.add_argument("--overlay", default=None, metavar="OUT",
-                        help=f"write the annotated video here ({', '.join(sorted(OVERLAY_CODECS))})")
+                        help=f"write the annotated video here ({', '.join(sorted(OVERLAY_CODECS))}; one video)")
     parser.add_argument("--overlay_max_side", type=int, default=None, help="downscale the overlay to this size")
     parser.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
     parser.add_argument("--top_k", type=int, default=3, help="labels printed per window")
@@ -454,49 +513,122 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from processing.decoding_mtcae import VideoDecodeError
+def _check_writable_folder(folder: Path, flag: str) -> None:
+    """Create ``folder`` if needed and write a probe file in it; PredictError with the reason otherwise."""
+    if folder.exists() and not folder.is_dir():
+        raise PredictError(f"{flag} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise PredictError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
 
-    args = parse_args(argv)
-    video = Path(args.video)
-    if args.overlay and Path(args.overlay).suffix.lower() not in OVERLAY_CODECS:
-        print(f"mtcae-predict: error: --overlay {args.overlay}: unsupported extension; use one of "
-              f"{', '.join(sorted(OVERLAY_CODECS))}", file=sys.stderr)
-        return 2
-    try:
-        _probe(str(video))  # a bad file fails here, before the model is loaded
-    except VideoDecodeError as error:
-        print(f"mtcae-predict: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        model, processor = load_model(args.model, args.device, args.revision)
-    except (OSError, ValueError) as error:  # PredictError is a ValueError
-        print(f"mtcae-predict: error: cannot load the model {args.model!r}: {error}", file=sys.stderr)
-        return 2
-    try:
-        result = predict_video(video, model, processor, args.window, args.stride, args.batch_size)
-        result["model"] = args.model
-        name = args.name or video.stem
-        paths = write_timeline(result, args.output_dir, name)
-        overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
-    except (VideoDecodeError, PredictError) as error:
-        print(f"mtcae-predict: error: {error}", file=sys.stderr)
-        return 2
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before any work: numbers, the device, and that the outputs can be written.
+
+    Raises:
+        PredictError: naming the flag and what is wrong with it.
+    """
+    if not math.isfinite(args.window) or args.window < 0:
+        raise PredictError(f"--window must be a finite number of seconds >= 0, got {args.window}")
+    if not math.isfinite(args.stride) or args.stride <= 0:
+        raise PredictError(f"--stride must be a finite number of seconds > 0, got {args.stride}")
+    for flag, value, low in (("--batch_size", args.batch_size, 1), ("--top_k", args.top_k, 1),
+                             ("--overlay_max_side", args.overlay_max_side, 2)):
+        if value is not None and value < low:
+            raise PredictError(f"{flag} must be >= {low}, got {value}")
+    if len(args.video) > 1 and (args.overlay or args.name):
+        raise PredictError("--overlay and --name take one video; give one video, or leave them out")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, TypeError) as error:
+        raise PredictError(f"--device {args.device!r} is not a device ({error})") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise PredictError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
+    _check_writable_folder(Path(args.output_dir), "--output_dir")
+    if args.overlay:
+        overlay = Path(args.overlay)
+        if overlay.suffix.lower() not in OVERLAY_CODECS:
+            raise PredictError(f"--overlay {overlay}: unsupported extension; use one of "
+                               f"{', '.join(sorted(OVERLAY_CODECS))}")
+        if overlay.is_dir():
+            raise PredictError(f"--overlay {overlay} is a folder; give a file name such as {overlay / 'overlay.mp4'}")
+        _check_writable_folder(overlay.parent, "--overlay's folder")
+
+
+def _load(args: argparse.Namespace):
+    """The model and processor, or PredictError in one line (a missing model, weights that do not fit the
+    config, a truncated model.safetensors, ...): a command-line user gets the reason, not a traceback."""
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # the loading bar would split the one-line error
+    try:
+        return load_model(args.model, args.device, args.revision)
+    except Exception as error:  # OSError, ValueError, RuntimeError, SafetensorError, ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise PredictError(f"cannot load the model {args.model!r}: {type(error).__name__}: {reason}") from error
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def _print_result(result: dict, args: argparse.Namespace) -> None:
+    print(f"{Path(result['video']).name}: {result['num_frames']} frames, {result['fps']:.2f} fps, "
+          f"{result['duration']:.2f} s, {result['width']}x{result['height']}")
+    print(f"whole clip: {_format_probabilities(result['clip']['probabilities'], args.top_k)}")
+    if len(result["windows"]) > 1:
+        print(f"{len(result['windows'])} windows of {args.window:g} s every {args.stride:g} s:")
+        for window in result["windows"]:
+            print(f"  {window['start_time']:6.2f}-{window['end_time']:6.2f} s  "
+                  f"{_format_probabilities(window['probabilities'], args.top_k)}")
+
+
+def _predict_one(video: Path, model, processor, args: argparse.Namespace) -> None:
+    result = predict_video(video, model, processor, args.window, args.stride, args.batch_size)
+    result["model"] = args.model
+    paths = write_timeline(result, args.output_dir, args.name or video.stem)
+    overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
     if not args.quiet:
-        print(f"{video.name}: {result['num_frames']} frames, {result['fps']:.2f} fps, {result['duration']:.2f} s, "
-              f"{result['width']}x{result['height']}")
-        print(f"whole clip: {_format_probabilities(result['clip']['probabilities'], args.top_k)}")
-        if len(result["windows"]) > 1:
-            print(f"{len(result['windows'])} windows of {args.window:g} s every {args.stride:g} s:")
-            for window in result["windows"]:
-                print(f"  {window['start_time']:6.2f}-{window['end_time']:6.2f} s  "
-                      f"{_format_probabilities(window['probabilities'], args.top_k)}")
+        _print_result(result, args)
     for kind, path in paths.items():
         print(f"timeline {kind}: {path}")
     if args.overlay:
         print(f"overlay: {args.overlay} ({overlay_frames} frames)")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Returns 0 when every video was predicted, 2 otherwise (each problem printed as one line)."""
+    from processing.decoding_mtcae import VideoDecodeError
+
+    args = parse_args(argv)
+    failed: dict[str, str] = {}
+    try:
+        check_arguments(args)
+        videos = []
+        for video in map(Path, args.video):
+            try:
+                _probe(str(video))  # a bad file fails here, before the model is loaded
+                videos.append(video)
+            except VideoDecodeError as error:
+                failed[str(video)] = str(error)
+        if videos:
+            model, processor = _load(args)
+        for video in videos:
+            try:
+                _predict_one(video, model, processor, args)
+            except (VideoDecodeError, PredictError, OSError) as error:  # the next video may still work
+                failed[str(video)] = str(error)
+    except PredictError as error:
+        print(f"mtcae-predict: error: {error}", file=sys.stderr)
+        return 2
+    for video, reason in failed.items():
+        print(f"mtcae-predict: error: {reason}", file=sys.stderr)
+    if failed and len(args.video) > 1:
+        print(f"mtcae-predict: {len(failed)} of {len(args.video)} videos failed", file=sys.stderr)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """``mtcae-train``: fine-tune MTCAE-DFER with transformers' Trainer on one subject-independent fold.
 
-Data sets: every entry of ``processing/dataset_registry.py`` (RAVDESS, CREMA-D, MEAD, a class-per-folder
-layout, the built-in synthetic set). With no arguments it renders the synthetic set (if absent) and
-trains the `tiny` preset on it on the CPU. The same script runs under every launcher:
+Data sets: every entry of ``processing/dataset_registry.py`` (RAVDESS, CREMA-D, MEAD, DFEW, FERV39k,
+MAFW, a class-per-folder layout, the built-in synthetic set). With no arguments it renders the synthetic
+set (if absent) and trains the `tiny` preset on it on the CPU. The same script runs under every launcher:
 
     mtcae-train --dataset ravdess --data_root RAVDESS --fold 1 --preset paper \\
         --encoder MCG-NJU/videomae-large-finetuned-kinetics --bf16 --output_dir runs/ravdess-f1
@@ -15,6 +15,8 @@ UAR) with its processor and code, loadable with
 ``AutoModelForVideoClassification.from_pretrained(dir, trust_remote_code=True)`` and the
 ``video-classification`` pipeline, plus ``all_results.json``, ``eval_results.json``,
 ``test_results.json``, ``run_summary.json``, ``training_args.json`` and ``confusion_matrix.png``.
+``--test_temporal_views 2 --test_spatial_views 2`` scores the test split on 2 x 2 views per clip (softmax
+averaged, the peers' protocol; validation stays single-view); the results files record the views used.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from typing import Literal
 
 import numpy as np
 import torch
-from transformers import TrainingArguments, set_seed
+from transformers import EvalPrediction, TrainingArguments, set_seed
 
 from hub_scripts.cli import check_choice, check_positive, parse_arguments
+from hub_scripts.multiview import MultiViewArguments, predict_multiview
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 from modeling_mtcae.configuration_mtcae import DECODER_MODES, PRESETS
 from processing.annotation_cache import AnnotationCache, sampler_key
@@ -41,6 +44,7 @@ from processing.datasets import (
     MEAD_VIEWS,
     add_validation_split,
     attach_face_labels,
+    fold_scheme_names,
     get_fold,
     is_split_file,
     load_split_file,
@@ -71,7 +75,7 @@ class DataArguments:
     annotations: str | None = field(default=None, metadata={
         "help": "face-label cache (mtcae-annotate's .parquet); default DATA_ROOT/face_labels.parquet"})
     fold_scheme: str | None = field(default=None, metadata={
-        "help": "ravdess6, crema5, subject_kfold or a JSON split file (default: the data set's)"})
+        "help": f"{', '.join(fold_scheme_names())} or a JSON split file (default: the data set's)"})
     fold: int = field(default=1, metadata={"help": "the scheme's 1-based fold number to run"})
     num_folds: int = field(default=4, metadata={"help": "k for subject_kfold"})
     num_val_subjects: int | None = field(default=None, metadata={"help": "training subjects held out for validation"})
@@ -496,8 +500,31 @@ def prepare_run(data_args: DataArguments, model_args: ModelArguments, training_a
     return data, model, processor
 
 
-def train_and_evaluate(trainer, data: FoldData, metrics: ComputeMetrics, training_args) -> tuple[dict, dict]:
-    """Train, keep the best model, score it on validation and (once) on test; returns ``(eval, test)`` metrics."""
+def multiview_test_metrics(trainer, data: FoldData, views: MultiViewArguments, metrics: ComputeMetrics) -> dict:
+    """``test_*`` metrics of the trainer's (best) model with softmax scores averaged over the test-time views.
+
+    Each test clip is scored on ``views``' temporal x spatial views (:func:`hub_scripts.multiview.predict_multiview`,
+    its joined face labels following each view); every process scores the whole split (no gathering needed).
+    """
+    rows = data.splits["test"].with_format(None)  # the rows themselves, not ClipTransform's single-view clips
+    face_labels = None
+    if "face_boxes" in rows.column_names:
+        face_labels = [dict(frame_indices=f, boxes=b, landmarks=lm, mask=m) for f, b, lm, m in zip(
+            rows["face_frame_indices"], rows["face_boxes"], rows["face_landmarks"], rows["face_mask"])]
+    probabilities = predict_multiview(trainer.model.eval(), trainer.processing_class, rows["video"],
+                                      views.test_temporal_views, views.test_spatial_views,
+                                      batch_size=trainer.args.per_device_eval_batch_size,
+                                      spatial_mode=views.test_spatial_mode, face_labels=face_labels)
+    scalars = metrics(EvalPrediction(predictions=probabilities, label_ids=np.asarray(rows["label"])))
+    return {**{f"test_{k}": v for k, v in scalars.items()}, "test_confusion_matrix": metrics.last["confusion_matrix"]}
+
+
+def train_and_evaluate(trainer, data: FoldData, metrics: ComputeMetrics, training_args,
+                       views: MultiViewArguments | None = None) -> tuple[dict, dict]:
+    """Train, keep the best model, score it on validation and (once) on test; returns ``(eval, test)`` metrics.
+
+    Validation is single-view; the test split is scored on ``views`` (default 1 x 1, the Trainer's own pass).
+    """
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()  # the best checkpoint (load_best_model_at_end), with processor and code
     trainer.log_metrics("train", train_result.metrics)
@@ -505,8 +532,13 @@ def train_and_evaluate(trainer, data: FoldData, metrics: ComputeMetrics, trainin
     eval_metrics = trainer.evaluate(metric_key_prefix="eval")
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
-    test_metrics = dict(trainer.predict(data.splits["test"], metric_key_prefix="test").metrics)
-    test_metrics["test_confusion_matrix"] = metrics.last["confusion_matrix"]
+    views = views or MultiViewArguments()
+    if views.test_temporal_views * views.test_spatial_views > 1:
+        test_metrics = multiview_test_metrics(trainer, data, views, metrics)
+    else:
+        test_metrics = dict(trainer.predict(data.splits["test"], metric_key_prefix="test").metrics)
+        test_metrics["test_confusion_matrix"] = metrics.last["confusion_matrix"]
+    test_metrics.update(views.to_results())
     scalars = {k: v for k, v in test_metrics.items() if k != "test_confusion_matrix"}
     trainer.log_metrics("test", scalars)
     trainer.save_metrics("test", scalars)
@@ -523,7 +555,8 @@ def write_run_report(data: FoldData, data_args: DataArguments, training_args, te
                "val_subjects": fold.val_subjects, "test_subjects": fold.test_subjects,
                "class_names": data.class_names, "resize_mode": data_args.framing,
                "unreadable_videos": data.unreadable, "invalid_files": data.report.invalid,
-               "skipped_files": data.report.skipped, "test_confusion_matrix": test_metrics["test_confusion_matrix"]}
+               "skipped_files": data.report.skipped, "test_confusion_matrix": test_metrics["test_confusion_matrix"],
+               **{key: test_metrics[key] for key in MultiViewArguments().to_results()}}
     (output_dir / "run_summary.json").write_text(json.dumps(summary, indent=2))
     plot_confusion_matrix(np.asarray(summary["test_confusion_matrix"]), data.class_names,
                           output_dir / "confusion_matrix.png",
@@ -538,8 +571,8 @@ def write_run_report(data: FoldData, data_args: DataArguments, training_args, te
 
 
 def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments,
-        callbacks: list | None = None) -> dict:
-    """Train on one fold, keep the best-on-validation model, test it; returns test and validation metrics.
+        views: MultiViewArguments | None = None, callbacks: list | None = None) -> dict:
+    """Train on one fold, keep the best-on-validation model, test it on ``views``; returns test and validation metrics.
 
     The returned dict holds ``test_*`` and ``eval_*`` metrics plus ``fold`` (the protocol number),
     ``test_subjects``, ``num_test_clips``, ``class_names`` and ``test_confusion_matrix`` (what
@@ -556,7 +589,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
                            eval_dataset=data.splits["validation"], processing_class=processor,
                            compute_metrics=metrics, callbacks=callbacks,
                            hub_card_kwargs={"dataset": data_args.dataset, "base_model": model_args.encoder})
-    eval_metrics, test_metrics = train_and_evaluate(trainer, data, metrics, training_args)
+    eval_metrics, test_metrics = train_and_evaluate(trainer, data, metrics, training_args, views)
     if trainer.is_world_process_zero():
         write_run_report(data, data_args, training_args, test_metrics)
     if training_args.push_to_hub:
@@ -565,9 +598,10 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
             "num_test_clips": len(data.splits["test"]), "class_names": data.class_names}
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, MTCAETrainingArguments]:
-    return parse_arguments((DataArguments, ModelArguments, MTCAETrainingArguments), argv, prog="mtcae-train",
-                           description=__doc__)
+def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, MTCAETrainingArguments,
+                                                      MultiViewArguments]:
+    return parse_arguments((DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments), argv,
+                           prog="mtcae-train", description=__doc__)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,8 +9,17 @@ below)::
     entry.fold_scheme, entry.resize_mode              # "ravdess6", "full_frame"
 
 ``options`` is the parsed data arguments of ``mtcae-train`` (any object with the attributes an entry
-reads: ``num_classes`` for RAVDESS, ``mead_views`` / ``mead_levels`` for MEAD, ``synthetic_actors`` /
-``synthetic_clips_per_class`` for the synthetic set).
+reads: ``num_classes`` and ``fold_scheme`` for RAVDESS, ``mead_views`` / ``mead_levels`` for MEAD,
+``synthetic_actors`` / ``synthetic_clips_per_class`` for the synthetic set).
+
+RAVDESS with ``fold_scheme="ravdess_single"`` (the MTCAE-DFER paper's protocol) is loaded here, and only
+here, with :data:`processing.protocols.RAVDESS_SINGLE_LOAD_KWARGS`: 7 classes, speech, audio-video files,
+i.e. the protocol's 1,440 clips (``num_classes=8`` is refused with that scheme).
+
+DFEW, FERV39k and MAFW (:mod:`processing.datasets_in_the_wild`) are clips given as folders of face
+frames: every clip of their split files is loaded once, and their official folds (``dfew5``,
+``ferv39k_official``, ``mafw5``) are picked by number (``--fold 3`` tests the clips of the official
+``set_3`` test list). The frames are face crops already, so their framing is ``full_frame``.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from . import datasets as adapters
+from . import datasets_in_the_wild as in_the_wild
+from .protocols import RAVDESS_SINGLE_LOAD_KWARGS
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,13 @@ def _load_synthetic(root: Path, options) -> tuple:
 
 
 def _load_ravdess(root: Path, options) -> tuple:
-    return adapters.load_ravdess(root, num_classes=getattr(options, "num_classes", 7), return_report=True)
+    num_classes = getattr(options, "num_classes", 7)
+    if getattr(options, "fold_scheme", None) == "ravdess_single":
+        if num_classes != RAVDESS_SINGLE_LOAD_KWARGS["num_classes"]:
+            raise ValueError(f"--fold_scheme ravdess_single is the paper's 7-class protocol: drop --num_classes "
+                             f"{num_classes} (use ravdess6 for the peers' 8 classes)")
+        return adapters.load_ravdess(root, **RAVDESS_SINGLE_LOAD_KWARGS, return_report=True)
+    return adapters.load_ravdess(root, num_classes=num_classes, return_report=True)
 
 
 def _load_crema_d(root: Path, options) -> tuple:
@@ -123,6 +140,18 @@ def _load_mead(root: Path, options) -> tuple:
 
 def _load_folder(root: Path, options) -> tuple:
     return adapters.load_video_folder(root, return_report=True)
+
+
+def _load_dfew(root: Path, options) -> tuple:
+    return in_the_wild.load_dfew(root, return_report=True)
+
+
+def _load_ferv39k(root: Path, options) -> tuple:
+    return in_the_wild.load_ferv39k(root, return_report=True)
+
+
+def _load_mafw(root: Path, options) -> tuple:
+    return in_the_wild.load_mafw(root, return_report=True)
 
 
 # DatasetEntry(key, name, load, class_names, fold_scheme, ...)
@@ -144,8 +173,9 @@ register_dataset(DatasetEntry(
     description=(
         "[RAVDESS](https://zenodo.org/records/1188976) (Livingstone and Russo, 2018): 24 professional actors "
         "(12 female, 12 male) speaking two lexically matched statements in a neutral North American accent, "
-        "filmed frontally in a studio. The paper's protocol takes the 1,440 speech clips and 7 classes (calm "
-        "merged into neutral); HiCMAE / MAE-DFER use 8 classes and 6 subject-independent folds (fold k tests "
+        "filmed frontally in a studio. The paper's protocol (`ravdess_single`) takes the 1,440 audio-video speech "
+        "clips and 7 classes (calm merged into neutral) in one split of 12 / 6 / 6 actors (train / validation / "
+        "test); HiCMAE / MAE-DFER (`ravdess6`) use 8 classes and 6 subject-independent folds (fold k tests "
         "actors 4k-3 to 4k)."
     ),
     citation="""@article{livingstone2018ravdess,
@@ -188,6 +218,58 @@ register_dataset(DatasetEntry(
                Qian, Chen and He, Ran and Qiao, Yu and Loy, Chen Change},
   booktitle = {European Conference on Computer Vision (ECCV)},
   year      = {2020}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "dfew", "DFEW", _load_dfew, in_the_wild.DFEW_CLASSES, "dfew5", url="https://dfew-dataset.github.io/",
+    description=(
+        "[DFEW](https://dfew-dataset.github.io/) (Jiang et al., 2020): 16,372 clips from over 1,500 movies, "
+        "given as folders of face-aligned frames; the 11,697 single-labelled clips in 7 classes (happy, sad, "
+        "neutral, angry, surprise, disgust, fear) and the 5 official folds (about 9,356 training / 2,341 test "
+        "clips each). The folds are clip-wise: DFEW publishes no subject ids."
+    ),
+    citation="""@inproceedings{jiang2020dfew,
+  title     = {DFEW: A Large-Scale Database for Recognizing Dynamic Facial Expressions in the Wild},
+  author    = {Jiang, Xingxun and Zong, Yuan and Zheng, Wenming and Tang, Chuangao and Xia, Wanchuang and
+               Lu, Cheng and Liu, Jiateng},
+  booktitle = {Proceedings of the 28th ACM International Conference on Multimedia},
+  pages     = {2881--2889}, year = {2020}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "ferv39k", "FERV39k", _load_ferv39k, in_the_wild.DFEW_CLASSES, "ferv39k_official",
+    url="https://wangyanckxx.github.io/Proj_CVPR2022_FERV39k.html",
+    description=(
+        "[FERV39k](https://wangyanckxx.github.io/Proj_CVPR2022_FERV39k.html) (Wang et al., 2022): 38,935 "
+        "clips of 22 scenes in 4 scenarios, given as folders of face frames, in 7 classes (labelled in DFEW's "
+        "order, as MAE-DFER and HiCMAE map them); the official split, 31,088 training / 7,847 test clips."
+    ),
+    citation="""@inproceedings{wang2022ferv39k,
+  title     = {FERV39k: A Large-Scale Multi-Scene Dataset for Facial Expression Recognition in Videos},
+  author    = {Wang, Yan and Sun, Yixuan and Huang, Yiwen and Liu, Zhaoyu and Gao, Shuyong and Zhang, Wei and
+               Ge, Weifeng and Zhang, Wenqiang},
+  booktitle = {IEEE/CVF Conference on Computer Vision and Pattern Recognition (CVPR)},
+  pages     = {20922--20931}, year = {2022}
+}""",
+))
+
+register_dataset(DatasetEntry(
+    "mafw", "MAFW", _load_mafw, in_the_wild.MAFW_CLASSES, "mafw5", url="https://mafw-database.github.io/MAFW/",
+    description=(
+        "[MAFW](https://mafw-database.github.io/MAFW/) (Liu et al., 2022): 10,045 clips in the wild, given as "
+        "folders of face frames; the 9,172 single-labelled clips in 11 classes (anger, disgust, fear, happiness, "
+        "neutral, sadness, surprise, contempt, anxiety, helplessness, disappointment) and the 5 official folds "
+        "(about 7,333 training / 1,839 test clips each), clip-wise."
+    ),
+    citation="""@inproceedings{liu2022mafw,
+  title     = {MAFW: A Large-scale, Multi-modal, Compound Affective Database for Dynamic Facial Expression
+               Recognition in the Wild},
+  author    = {Liu, Yuanyuan and Dai, Wei and Feng, Chuanxu and Wang, Wenbin and Yin, Guanghao and Zeng, Jiabei and
+               Shan, Shiguang},
+  booktitle = {Proceedings of the 30th ACM International Conference on Multimedia},
+  pages     = {24--32}, year = {2022}
 }""",
 ))
 

@@ -17,7 +17,8 @@ returned with ``return_report=True`` and also summarised in ``dataset.info.descr
 out on purpose (filters such as ``vocal="speech"``, known-broken files) are counted in the report too.
 
 Folds: :func:`make_folds` gives subject-disjoint :class:`Fold` splits ("ravdess6", "crema5",
-"subject_kfold" or a JSON split file), each carrying its protocol number (fold 2 of "ravdess6" tests
+"ravdess_single", "subject_kfold", the official "dfew5" / "mafw5" / "ferv39k_official" or a JSON split
+file), each carrying its protocol number (fold 2 of "ravdess6" tests
 actors 05-08 even when actors 01-04 are absent); :func:`get_fold` picks a fold by that number and
 :func:`add_validation_split` splits validation subjects off a fold's training subjects. The synthetic
 set (``processing.synthetic``) loads with ``load_ravdess(root, num_classes=7)``; use
@@ -678,9 +679,28 @@ PROTOCOL_RANGES = {"ravdess6": tuple((a[0], a[-1]) for a in RAVDESS6_FOLDS), "cr
 """The named protocols: fold k tests the subjects whose numeric id is in the k-th inclusive range."""
 
 
+def _named_schemes() -> dict[str, tuple]:
+    """The schemes a function of the data set defines: name -> ``(folds(dataset) -> list[Fold], number of folds)``.
+
+    ``ravdess_single`` is the MTCAE-DFER paper's one RAVDESS split (:mod:`processing.protocols`); ``dfew5``,
+    ``mafw5`` and ``ferv39k_official`` are the official folds read from those data sets' split files
+    (:mod:`processing.datasets_in_the_wild`: they need its adapters' ``test_fold`` column).
+    """
+    from .datasets_in_the_wild import DFEW_FOLDS, MAFW_FOLDS, dfew5, ferv39k_official, mafw5
+    from .protocols import ravdess_single
+
+    return {"ravdess_single": (ravdess_single, 1), "dfew5": (dfew5, DFEW_FOLDS), "mafw5": (mafw5, MAFW_FOLDS),
+            "ferv39k_official": (ferv39k_official, 1)}
+
+
+def fold_scheme_names() -> tuple[str, ...]:
+    """The built-in fold schemes (anything else given as a scheme is read as a JSON split file)."""
+    return (*PROTOCOL_RANGES, *_named_schemes(), "subject_kfold")
+
+
 def is_split_file(scheme: str | os.PathLike) -> bool:
     """Whether a fold scheme names a JSON split file rather than a built-in scheme."""
-    return str(scheme) not in (*PROTOCOL_RANGES, "subject_kfold")
+    return str(scheme) not in fold_scheme_names()
 
 
 def _protocol_folds(scheme: str, subjects: list[str], unique: list[str]) -> list[Fold]:
@@ -732,6 +752,10 @@ def make_folds(
             - "ravdess6": fold k tests actors 4k-3..4k (k = 1..6), the rest train. Folds without any of
               their actors in the dataset are left out (logged); the others keep their numbers.
             - "crema5": fold k tests the actors in the k-th range of :data:`CREMA5_FOLDS`.
+            - "ravdess_single": the MTCAE-DFER paper's one RAVDESS split, 12 / 6 / 6 actors for train /
+              validation / test (:func:`processing.protocols.ravdess_single`; one fold, validation set).
+            - "dfew5", "mafw5", "ferv39k_official": the official folds of those data sets (fold k tests the
+              clips of the k-th official test list); the dataset must come from their adapters.
             - "subject_kfold": scikit-learn's ``GroupKFold(k, shuffle=True, random_state=seed)`` over the
               subjects: ``k`` near-equal groups of subjects, fold i tests group i (MEAD, generic, synthetic).
             - a path to a JSON split file (see :func:`load_split_file`); folds as given, validated to
@@ -751,11 +775,13 @@ def make_folds(
         return _protocol_folds(scheme_name, subjects, unique)
     if scheme_name == "subject_kfold":
         return _subject_kfold(subjects, unique, k, seed)
+    if scheme_name in _named_schemes():
+        return _named_schemes()[scheme_name][0](dataset)
     if Path(scheme_name).suffix.lower() == ".json" or Path(scheme_name).is_file():
         return [_fold_from_subjects(name, subjects, split["train"], split["test"], split["val"], number=number,
                                     source=scheme_name)
                 for number, (name, split) in enumerate(load_split_file(scheme_name).items(), start=1)]
-    raise ValueError(f"unknown fold scheme {scheme_name!r}: use 'ravdess6', 'crema5', 'subject_kfold' or a "
+    raise ValueError(f"unknown fold scheme {scheme_name!r}: use one of {', '.join(fold_scheme_names())} or a "
                      "JSON split file")
 
 
@@ -764,6 +790,8 @@ def scheme_fold_count(scheme: str | os.PathLike, k: int = 5) -> int:
     scheme_name = str(scheme)
     if scheme_name in PROTOCOL_RANGES:
         return len(PROTOCOL_RANGES[scheme_name])
+    if scheme_name in _named_schemes():
+        return _named_schemes()[scheme_name][1]
     return k if scheme_name == "subject_kfold" else len(load_split_file(scheme_name))
 
 
@@ -836,6 +864,7 @@ __all__ = [
     "FACE_LABEL_FEATURES",
     "PROTOCOL_RANGES",
     "find_video_files",
+    "fold_scheme_names",
     "get_fold",
     "is_split_file",
     "scheme_fold_count",

@@ -29,9 +29,9 @@ import csv
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .datasets import Fold, LoadReport, _build, _finish, _fold_from_subjects
 from .frame_folders import FrameFolderError, count_frames
@@ -362,10 +362,14 @@ def load_mafw(
 
 
 def official_folds(dataset, num_folds: int) -> list[Fold]:
-    """Fold k tests the clips whose ``test_fold`` is k and trains on every other loaded clip.
+    """Fold k (:attr:`~processing.datasets.Fold.number` k) tests the clips whose ``test_fold`` is k and trains
+    on every other loaded clip.
 
     Folds without test clips in ``dataset`` (e.g. a data set loaded with one ``fold``) are left out (logged).
     """
+    if "test_fold" not in getattr(dataset, "column_names", ()):
+        raise ValueError("the official folds need a dataset loaded with load_dfew / load_ferv39k / load_mafw "
+                         "(--dataset dfew, ferv39k or mafw): this one has no test_fold column")
     subjects = list(dataset["subject"])
     test_fold = list(dataset["test_fold"])
     folds = []
@@ -375,9 +379,9 @@ def official_folds(dataset, num_folds: int) -> list[Fold]:
             logger.info("official fold %d has no test clips in this dataset; left out", k)
             continue
         train = [s for s, f in zip(subjects, test_fold) if f != k]
-        folds.append(_fold_from_subjects(f"fold{k}", subjects, train, test))
+        folds.append(_fold_from_subjects(f"fold{k}", subjects, train, test, number=k))
     if not folds:
-        raise ValueError("the dataset has no test clips: load it with one of the in-the-wild adapters")
+        raise ValueError("the dataset has no test clips in the official test lists")
     return folds
 
 

@@ -11,9 +11,12 @@ Frame indices are positions in presentation order of the decoded frames (what a 
 
 from __future__ import annotations
 
+import logging
 import os
+import struct
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,10 @@ import torch
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
 SAMPLING_MODES = ("uniform", "stride")
 VIDEO_BACKENDS = ("pyav", "torchcodec", "auto")
+# FFmpeg demuxers of still images: a file they open is a picture, whatever its name says.
+IMAGE_DEMUXERS = ("image2",)
+
+logger = logging.getLogger(__name__)
 
 
 class VideoDecodeError(ValueError):
@@ -115,28 +122,91 @@ def _check_path(path: str | os.PathLike) -> str:
     return path
 
 
-def _pyav_index(container, stream) -> tuple[list[int] | None, list[int], int]:
-    """Demux (no decoding) to list the presentation timestamps and keyframe positions.
+@dataclass
+class _StreamIndex:
+    """What one demux pass learns about a video stream: frame count, sorted pts (None when the container
+    lacks them or repeats them) and keyframe positions."""
 
-    Returns ``(sorted pts or None when the container lacks pts, keyframe positions, frame count)``.
+    count: int = 0
+    pts: list[int] = field(default_factory=list)
+    keyframe_pts: list[int] = field(default_factory=list)
+    has_all_pts: bool = True
+
+    def sorted_pts(self) -> list[int] | None:
+        return sorted(self.pts) if self.has_all_pts and len(set(self.pts)) == len(self.pts) else None
+
+    def keyframes(self) -> list[int]:
+        pts_sorted = self.sorted_pts()
+        if pts_sorted is None:
+            return [0] if self.count else []
+        position = {p: i for i, p in enumerate(pts_sorted)}
+        return sorted(position[p] for p in self.keyframe_pts)
+
+
+def _pyav_index(container, streams) -> dict[int, _StreamIndex]:
+    """Demux (no decoding) every given video stream once; ``{stream.index: _StreamIndex}``.
+
     Packets the container marks as discarded (edit lists) decode to no frame, so they are left out.
     """
-    pts_list, keyframe_pts, count, has_all_pts = [], [], 0, True
-    for packet in container.demux(stream):
-        if packet.size == 0 or getattr(packet, "is_discard", False):
+    index = {stream.index: _StreamIndex() for stream in streams}
+    for packet in container.demux(*streams):
+        if packet.size == 0 or getattr(packet, "is_discard", False) or packet.stream.index not in index:
             continue
-        count += 1
+        entry = index[packet.stream.index]
+        entry.count += 1
         if packet.pts is None:
-            has_all_pts = False
+            entry.has_all_pts = False
             continue
-        pts_list.append(packet.pts)
+        entry.pts.append(packet.pts)
         if packet.is_keyframe:
-            keyframe_pts.append(packet.pts)
-    if not has_all_pts or len(set(pts_list)) != len(pts_list):
-        return None, [0] if count else [], count
-    pts_sorted = sorted(pts_list)
-    position = {p: i for i, p in enumerate(pts_sorted)}
-    return pts_sorted, sorted(position[p] for p in keyframe_pts), count
+            entry.keyframe_pts.append(packet.pts)
+    return index
+
+
+def _main_video_stream(container, index: dict[int, _StreamIndex]):
+    """The longest video stream (most frames); on a tie FFmpeg's "best" stream, then the first."""
+    best = container.streams.best("video")
+    return max(container.streams.video,
+               key=lambda stream: (index[stream.index].count, stream is best, -stream.index))
+
+
+# ---- display orientation (phone videos) -----------------------------------------------------
+
+
+def display_orientation(frame) -> tuple[bool, bool, bool]:
+    """``(transpose, flip_rows, flip_cols)`` that show a decoded PyAV frame upright, from its display matrix.
+
+    FFmpeg's display matrix maps a decoded pixel ``(p, q)`` to ``(a p + c q, b p + d q)`` in the shown
+    frame (image axes, y down); for the quarter turns and mirrors that phones and editors write, that is a
+    transpose when ``a == 0`` followed by mirrors given by the signs. Other angles are left as decoded.
+    """
+    for side_data in frame.side_data:
+        if getattr(side_data.type, "name", "") != "DISPLAYMATRIX":
+            continue
+        a, b, _, c, d = (v / 65536.0 for v in struct.unpack("=9i", bytes(side_data))[:5])
+        if abs(a) < 1e-3 and abs(d) < 1e-3 and abs(abs(b) - 1) < 1e-3 and abs(abs(c) - 1) < 1e-3:
+            return True, b < 0, c < 0
+        if abs(b) < 1e-3 and abs(c) < 1e-3 and abs(abs(a) - 1) < 1e-3 and abs(abs(d) - 1) < 1e-3:
+            return False, d < 0, a < 0
+        warnings.warn(f"display matrix {[round(v, 3) for v in (a, b, c, d)]} is not a quarter turn; frames are "
+                      "used as decoded")
+    return False, False, False
+
+
+def orient(image: np.ndarray, orientation: tuple[bool, bool, bool]) -> np.ndarray:
+    """Apply :func:`display_orientation`'s ``(transpose, flip_rows, flip_cols)`` to an ``(H, W, C)`` image."""
+    transpose, flip_rows, flip_cols = orientation
+    if transpose:
+        image = image.swapaxes(0, 1)
+    if flip_rows:
+        image = image[::-1]
+    if flip_cols:
+        image = image[:, ::-1]
+    return image
+
+
+def _frame_to_rgb(frame) -> np.ndarray:
+    return orient(frame.to_ndarray(format="rgb24"), display_orientation(frame))
 
 
 def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
@@ -164,7 +234,7 @@ def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: lis
                 continue
             last_decoded = index
             if index in wanted_set and index not in frames:
-                frames[index] = frame.to_ndarray(format="rgb24")
+                frames[index] = _frame_to_rgb(frame)
 
     for target in wanted:
         if target in frames:
@@ -195,7 +265,7 @@ def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[i
     container.seek(0)
     for index, frame in enumerate(container.decode(stream)):
         if index in wanted_set:
-            frames[index] = frame.to_ndarray(format="rgb24")
+            frames[index] = _frame_to_rgb(frame)
         if index >= last:
             break
     return frames
@@ -222,8 +292,58 @@ def _open_pyav(path: str):
         raise VideoDecodeError(path, f"not a readable video container ({type(error).__name__}: {error})") from error
 
 
+def _index_main_stream(path: str, container):
+    """Refuse what is not a video, demux every video stream once, and pick the main one."""
+    import av
+
+    if not container.streams.video:
+        raise VideoDecodeError(path, "the file has no video stream")
+    demuxer = container.format.name
+    if demuxer in IMAGE_DEMUXERS or demuxer.endswith("_pipe"):
+        raise VideoDecodeError(path, f"is a still image ({container.format.long_name}), not a video")
+    try:
+        index = _pyav_index(container, list(container.streams.video))
+    except av.error.FFmpegError as error:
+        raise VideoDecodeError(path, f"demuxing failed ({error})") from error
+    stream = _main_video_stream(container, index)
+    entry = index[stream.index]
+    if entry.count == 0:
+        raise VideoDecodeError(path, "the video stream has no frames")
+    if demuxer == "gif" and entry.count == 1:
+        raise VideoDecodeError(path, "is a still image (a one-frame GIF), not a video")
+    if len(index) > 1:
+        counts = ", ".join(f"#{i}: {e.count}" for i, e in index.items())
+        logger.info("%s has %d video streams (frames per stream %s); using #%d, the longest", path, len(index),
+                    counts, stream.index)
+    return stream, entry
+
+
+def _stream_info(stream, entry: _StreamIndex, num_video_streams: int) -> dict:
+    """``info`` of a PyAV stream, with each frame's presentation time (s, from the first frame) when known."""
+    pts = entry.sorted_pts()
+    fps = float(stream.average_rate) if stream.average_rate else 0.0
+    timestamps = None
+    if pts is not None and stream.time_base:
+        timestamps = (np.asarray(pts, dtype=np.float64) - pts[0]) * float(stream.time_base)
+    if timestamps is not None and len(timestamps) > 1:
+        duration = float(2 * timestamps[-1] - timestamps[-2])  # the last frame lasts as long as the one before
+    else:
+        duration = entry.count / fps if fps else None
+    return {
+        "num_source_frames": entry.count,
+        "width": stream.codec_context.width,
+        "height": stream.codec_context.height,
+        "fps": fps,
+        "backend": "pyav",
+        "stream_index": stream.index,
+        "num_video_streams": num_video_streams,
+        "timestamps": timestamps,
+        "duration": duration,
+    }
+
+
 def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_min_gap: int = 8):
-    """Decode only what the sampled frames need with PyAV.
+    """Decode only what the sampled frames need with PyAV, from the main video stream, shown upright.
 
     Frames are converted to RGB only when sampled; unwanted frames that no other frame references
     are not decoded at all; keyframes are sought to when that skips more than ``seek_min_gap``
@@ -234,26 +354,13 @@ def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_
 
     container = _open_pyav(path)
     try:
-        if not container.streams.video:
-            raise VideoDecodeError(path, "the file has no video stream")
-        stream = container.streams.video[0]
-        try:
-            pts_sorted, keyframes, num_packets = _pyav_index(container, stream)
-        except av.error.FFmpegError as error:
-            raise VideoDecodeError(path, f"demuxing failed ({error})") from error
-        if num_packets == 0:
-            raise VideoDecodeError(path, "the video stream has no frames")
-        info = {
-            "num_source_frames": num_packets,
-            "width": stream.codec_context.width,
-            "height": stream.codec_context.height,
-            "fps": float(stream.average_rate) if stream.average_rate else 0.0,
-            "backend": "pyav",
-        }
+        stream, entry = _index_main_stream(path, container)
+        info = _stream_info(stream, entry, len(container.streams.video))
         indices = np.asarray(indices_fn(info), dtype=np.int64)
         wanted = sorted(set(indices.tolist()))
+        pts_sorted = entry.sorted_pts()
         if pts_sorted is not None:
-            frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, keyframes, seek_min_gap)
+            frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, entry.keyframes(), seek_min_gap)
         else:
             frames = _decode_sampled_sequentially(container, stream, wanted)
     except VideoDecodeError:
@@ -264,10 +371,22 @@ def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_
         container.close()
     _fill_missing(path, frames, wanted)
     video = torch.from_numpy(np.stack([frames[int(i)] for i in indices]))
+    info.update(height=int(video.shape[1]), width=int(video.shape[2]))  # as shown (display matrix applied)
     return video, indices, info
 
 
+def _pyav_first_frame_orientation(path: str) -> tuple[bool, bool, bool]:
+    container = _open_pyav(path)
+    try:
+        frame = next(container.decode(video=0), None)
+    finally:
+        container.close()
+    return (False, False, False) if frame is None else display_orientation(frame)
+
+
 def _read_frames_torchcodec(path: str, indices_fn: Callable[[dict], np.ndarray]):
+    """torchcodec's decoder (FFmpeg's "best" video stream). torchcodec >= 0.11 shows frames upright itself
+    and reports ``metadata.rotation``; with an older one the display matrix is read with PyAV and applied."""
     VideoDecoder = _torchcodec_decoders().VideoDecoder
 
     try:
@@ -284,12 +403,19 @@ def _read_frames_torchcodec(path: str, indices_fn: Callable[[dict], np.ndarray])
         "height": int(metadata.height),
         "fps": float(metadata.average_fps or 0.0),
         "backend": "torchcodec",
+        "stream_index": getattr(metadata, "stream_index", None),
     }
     indices = np.asarray(indices_fn(info), dtype=np.int64)
     try:
         video = decoder.get_frames_at(indices=indices.tolist()).data
     except Exception as error:
         raise VideoDecodeError(path, f"torchcodec decoding failed ({error})") from error
+    if not hasattr(metadata, "rotation"):  # torchcodec < 0.11 neither applies nor reports the display matrix
+        transpose, flip_rows, flip_cols = _pyav_first_frame_orientation(path)
+        video = video.transpose(1, 2) if transpose else video
+        dims = [axis for axis, flip in ((1, flip_rows), (2, flip_cols)) if flip]
+        video = video.flip(dims) if dims else video
+    info.update(height=int(video.shape[1]), width=int(video.shape[2]))
     return video, indices, info
 
 
@@ -298,12 +424,13 @@ def video_metadata_from_info(info: dict, frame_indices: Sequence[int] | None = N
     from transformers.video_utils import VideoMetadata
 
     fps = info.get("fps") or None
+    duration = info.get("duration") or (info["num_source_frames"] / fps if fps else None)
     return VideoMetadata(
         total_num_frames=int(info["num_source_frames"]),
         fps=fps,
         width=info.get("width"),
         height=info.get("height"),
-        duration=info["num_source_frames"] / fps if fps else None,
+        duration=duration,
         video_backend=info.get("backend"),
         frames_indices=None if frame_indices is None else [int(i) for i in frame_indices],
     )
@@ -332,11 +459,14 @@ def read_video(
 
     Returns:
         ``(frames, indices, info)``: frames is a uint8 ``(T, H, W, 3)`` RGB tensor, indices the
-        ``(T,)`` int64 source frame indices, info a dict with ``num_source_frames``, ``width``,
-        ``height``, ``fps`` and ``backend``.
+        ``(T,)`` int64 source frame indices, info a dict with ``num_source_frames``, ``width`` and
+        ``height`` (as shown: the display matrix of phone videos is applied), ``fps`` (average),
+        ``backend``, ``stream_index`` (the main video stream: the longest, when a file has several) and,
+        with PyAV, ``num_video_streams``, ``timestamps`` (``(N,)`` presentation time of every source frame
+        in seconds from the first, ``None`` when the container has no usable timestamps) and ``duration``.
 
     Raises:
-        VideoDecodeError: the file is missing, empty, not a video, or cannot be decoded.
+        VideoDecodeError: the file is missing, empty, a still image or not a video, or cannot be decoded.
     """
     path = _check_path(path)
     if backend not in VIDEO_BACKENDS:

@@ -6,7 +6,9 @@ Two RAVDESS protocols are in use:
   folds (fold k tests actors 4k-3..4k).
 - ``ravdess_single`` (:func:`ravdess_single`): the MTCAE-DFER authors' setting, 7 classes (calm merged into
   neutral) on the 1,440 audio-video speech clips, one split of 720 / 360 / 360 clips = 12 / 6 / 6 actors
-  for train / validation / test. Load the data with :data:`RAVDESS_SINGLE_LOAD_KWARGS`.
+  for train / validation / test. Load the data with :data:`RAVDESS_SINGLE_LOAD_KWARGS`; ``make_folds(dataset,
+  "ravdess_single")`` gives this fold, and ``--dataset ravdess --fold_scheme ravdess_single`` of the training
+  tools loads and splits the data so (:mod:`processing.dataset_registry` applies the load arguments).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ def ravdess_single(dataset) -> list[Fold]:
         dataset: a RAVDESS dataset (``subject`` = actor code "01".."24"), or its subject ids, one per row.
 
     Returns:
-        ``[Fold("single", ...)]`` (a list, like :func:`processing.datasets.make_folds`) with ``val_subjects`` set.
+        ``[Fold("single", ..., number=1)]`` (a list, like :func:`processing.datasets.make_folds`, whose scheme
+        ``"ravdess_single"`` this is) with ``val_subjects`` set.
     """
     subjects = list(dataset["subject"]) if hasattr(dataset, "column_names") else [str(s) for s in dataset]
     split = RAVDESS_SINGLE_SPLIT
-    return [_fold_from_subjects("single", subjects, split["train"], split["test"], split["validation"])]
+    return [_fold_from_subjects("single", subjects, split["train"], split["test"], split["validation"], number=1)]
 
 
 __all__ = ["RAVDESS_SINGLE_LOAD_KWARGS", "RAVDESS_SINGLE_SPLIT", "ravdess_single"]

@@ -7,6 +7,7 @@ Saved next to the model as remote code with :mod:`video_processing_mtcae` (numpy
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -79,11 +80,16 @@ def frames_first(video: Any, do_convert_rgb: bool = True) -> torch.Tensor:
     return video
 
 
-def to_uint8_rgb(video: torch.Tensor, input_data_format: str | None = None, do_convert_rgb: bool = True) -> torch.Tensor:
-    """A time-first video (from :func:`frames_first`) -> uint8 ``(T, H, W, 3)``.
+def to_uint8_rgb(video: torch.Tensor, input_data_format: str | None = None, do_convert_rgb: bool = True,
+                 do_rescale: bool = True) -> tuple[torch.Tensor, bool]:
+    """A time-first video (from :func:`frames_first`) -> uint8 ``(T, H, W, 3)``, and whether it was given rescaled.
 
     Accepts ``(T, H, W, C)``, ``(T, C, H, W)`` and grayscale ``(T, H, W)``; with ``do_convert_rgb``,
-    grayscale is replicated to 3 channels and alpha dropped. Float input in [0, 1] is scaled to [0, 255].
+    grayscale is replicated to 3 channels and alpha dropped. Values follow transformers' ``do_rescale``
+    rule (never guessed from the data): integers and, with ``do_rescale=True``, floats are pixel values in
+    [0, 255]; with ``do_rescale=False`` floats are already rescaled, in [0, 1] (multiplied by 255 here, and
+    the second value returned is True so that the caller rescales them back). Anything outside its range,
+    NaN or infinity is refused.
     """
     if video.ndim == 3:  # grayscale (T, H, W)
         video = video[..., None]
@@ -97,24 +103,42 @@ def to_uint8_rgb(video: torch.Tensor, input_data_format: str | None = None, do_c
         video = video.permute(0, 2, 3, 1)
     if video.shape[-1] not in (1, 3, 4):
         raise ValueError(f"Expected 1, 3 or 4 channels, got a video of shape {tuple(video.shape)}")
-    video = _to_uint8(video)
+    video, rescaled = _to_uint8(video, do_rescale)
     if video.shape[-1] != 3 and not do_convert_rgb:
         raise ValueError(f"do_convert_rgb=False keeps the video's {video.shape[-1]} channels; the model needs 3 (RGB)")
     if video.shape[-1] == 1:
         video = video.expand(-1, -1, -1, 3)
     elif video.shape[-1] == 4:
         video = video[..., :3]
-    return video
+    return video, rescaled
 
 
-def _to_uint8(video: torch.Tensor) -> torch.Tensor:
+def _to_uint8(video: torch.Tensor, do_rescale: bool) -> tuple[torch.Tensor, bool]:
     if video.dtype == torch.uint8:
-        return video
-    if video.is_floating_point():
-        if video.numel() and float(video.max()) <= 1.0:
-            video = video * 255.0  # float frames in [0, 1]
-        return video.round().clamp(0, 255).to(torch.uint8)
-    return video.clamp(0, 255).to(torch.uint8)
+        return video, False
+    if video.dtype == torch.bool or video.is_complex():
+        raise ValueError(f"Cannot take a {video.dtype} video; pass uint8 (0-255) or float pixel values")
+    if not video.is_floating_point():
+        dtype = str(video.dtype).replace("torch.", "")
+        video = video.to(torch.int64)  # uint16 / int32 / ... (torch lacks most ops on uint16)
+        low, high = int(video.min()), int(video.max())
+        if low < 0 or high > 255:
+            raise ValueError(f"{dtype} video values span [{low}, {high}]; integer frames must be 8-bit "
+                             "pixel values in [0, 255] (for 16-bit frames: convert, e.g. (video >> 8) as uint8)")
+        return video.to(torch.uint8), False
+    if not bool(torch.isfinite(video).all()):
+        raise ValueError("the video contains NaN or infinite values")
+    low, high = float(video.min()), float(video.max())
+    top = 255.0 if do_rescale else 1.0
+    if low < 0.0 or high > top:
+        rule = ("with do_rescale=True float frames are pixel values in [0, 255] (pass do_rescale=False for frames "
+                "already in [0, 1])" if do_rescale else "with do_rescale=False float frames must be in [0, 1]")
+        raise ValueError(f"float video values span [{low:g}, {high:g}]; {rule}")
+    if do_rescale and 0.0 < high < 2.0:  # an all-but-black 0-255 clip, or (likely) frames in [0, 1]
+        warnings.warn("It looks like the float video is already rescaled to [0, 1] while do_rescale=True takes it "
+                      "as 0-255 pixel values; pass do_rescale=False for frames in [0, 1].")
+    scaled = video.double() * (1.0 if do_rescale else 255.0)
+    return scaled.round().clamp(0, 255).to(torch.uint8), not do_rescale
 
 
 __all__ = ["frames_first", "is_path", "is_pil_image", "make_batched", "to_uint8_rgb"]

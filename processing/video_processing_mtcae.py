@@ -146,7 +146,19 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
     Options that would change nothing here are refused with an explanation instead of being ignored:
     `do_pad=True`, `default_to_square=False`, `data_format` other than channels-first,
-    `frame_sampling_rate`, a `resample` filter other than the three above.
+    `frame_sampling_rate`, a `resample` filter other than the three above; so are `num_frames` < 1,
+    `fps` <= 0 and an `image_std` with a 0.
+
+    Inputs: files are decoded from their main (longest) video stream, shown upright (the display matrix
+    of phone videos is applied), and a still image is refused whatever its name. The values of in-memory
+    frames follow transformers' `do_rescale` rule, never the data: integer frames and, with
+    `do_rescale=True`, float frames are 0-255 pixel values; with `do_rescale=False` float frames are
+    already rescaled, in [0, 1]. Values outside that range, NaN and infinity are refused.
+
+    In transformers' `video-classification` pipeline, `batch_size > 1` needs this processor passed as
+    `feature_extractor` too (`pipeline(..., feature_extractor=processor)`): pipelines collate a batch only
+    through a tokenizer or a feature extractor. A list with an unreadable video stops at that video with
+    a `VideoDecodeError` naming it; `mtcae-predict` goes on past it and reports it at the end.
     """
 
     valid_kwargs = MTCAEVideoProcessorKwargs
@@ -213,6 +225,10 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         if options["frame_sampling_rate"] is not None:
             raise ValueError("frame_sampling_rate: MTCAE-DFER samples its frames over the whole clip; choose "
                              "sampling_mode ('uniform' or 'stride') and num_frames or fps instead")
+        if options["num_frames"] is not None and int(options["num_frames"]) < 1:
+            raise ValueError(f"num_frames must be >= 1, got {options['num_frames']}")
+        if options["fps"] is not None and not float(options["fps"]) > 0:
+            raise ValueError(f"fps must be > 0, got {options['fps']}")
         if options["do_center_crop"] and options["crop_size"] is None:
             raise ValueError("do_center_crop=True needs crop_size")
         _interpolation(options["resample"])
@@ -431,12 +447,13 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             videos, options.pop("video_metadata"), options["do_sample_frames"], sample_indices_fn,
             video_backend=options["video_backend"], do_convert_rgb=options["do_convert_rgb"],
         )
-        videos = self._prepare_input_videos(videos, metadata, options["do_convert_rgb"],
-                                            options["input_data_format"], options["device"])
+        videos, rescaled = self._prepare_input_videos(videos, metadata, options["do_convert_rgb"],
+                                                      options["input_data_format"], options["device"],
+                                                      options["do_rescale"])
         standard = self._standardize_kwargs(**options)
         self._validate_preprocess_kwargs(**standard)
         output = self._preprocess(videos, video_metadata=metadata, face_labels=face_labels, generator=generator,
-                                  **options)
+                                  given_rescaled=rescaled, **options)
         if options["return_metadata"]:
             output["video_metadata"] = metadata
         return output
@@ -479,30 +496,39 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             metadata.append(meta)
         return sampled, metadata
 
-    def _prepare_input_videos(self, videos, video_metadata, do_convert_rgb=True, input_data_format=None, device=None):
+    def _prepare_input_videos(self, videos, video_metadata, do_convert_rgb=True, input_data_format=None, device=None,
+                              do_rescale=True):
         """In-memory videos -> uint8 ``(T, H, W, 3)`` RGB (decoded files already are); moved to ``device``.
 
-        Channels-last uint8 is what :meth:`prepare_frames` takes (and a prepared-clip cache stores).
+        Channels-last uint8 is what :meth:`prepare_frames` takes (and a prepared-clip cache stores). Returns
+        the videos and, per video, whether it was given already rescaled (float frames in [0, 1] with
+        ``do_rescale=False``), which ``_preprocess`` then scales back by 1/255.
         """
-        prepared = []
+        prepared, rescaled = [], []
         for video, meta in zip(videos, video_metadata):
+            given_rescaled = False
             if meta.video_backend is None:  # not decoded from a file here
-                video = to_uint8_rgb(video, input_data_format, do_convert_rgb)
+                video, given_rescaled = to_uint8_rgb(video, input_data_format, do_convert_rgb, do_rescale)
             prepared.append(video if device is None else video.to(device))
-        return prepared
+            rescaled.append(given_rescaled)
+        return prepared, rescaled
 
     def _preprocess(self, videos, video_metadata, face_labels=None, generator=None, return_tensors="pt",
-                    **options) -> BatchFeature:
+                    given_rescaled=None, **options) -> BatchFeature:
         """:meth:`prepare_frames` then :meth:`finalize` for each video; the batch as a `BatchFeature`."""
         face_labels = _labels_per_video(face_labels, len(videos))
+        given_rescaled = given_rescaled or [False] * len(videos)
         outputs = []
         for i, (frames, meta) in enumerate(zip(videos, video_metadata)):
             labels = None if face_labels is None else face_labels[i]
             prepared = self.prepare_frames(frames, meta.frames_indices, labels,
                                            num_source_frames=meta.total_num_frames, **options)
             flip = bool(options["random_flip"]) and (generator or np.random.default_rng()).random() < 0.5
+            # Frames given in [0, 1] (do_rescale=False) were stored x 255: finalize takes them back to [0, 1].
+            scale = {"do_rescale": True, "rescale_factor": 1 / 255} if given_rescaled[i] else {}
             outputs.append(self.finalize(prepared["frames"], prepared.get("face_boxes"),
-                                         prepared.get("face_landmarks"), prepared.get("face_mask"), flip, **options))
+                                         prepared.get("face_landmarks"), prepared.get("face_mask"), flip,
+                                         **{**options, **scale}))
         data = {"pixel_values": _stack_or_list([out["pixel_values"] for out in outputs])}
         if face_labels is not None:
             labelled = [_face_targets(out) for out in outputs]

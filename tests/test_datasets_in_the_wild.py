@@ -201,8 +201,9 @@ def test_mafw_labels_folds_and_report(mafw_root):
     assert MAFW_CLASSES.index("disappointment") == 10 and MAFW_CLASSES.index("anger") == 0
     assert set(dataset["num_frames"]) == {4}
     train = "Train & Test Set/single/no_caption/set_1/train.txt:{}".format
-    _assert_invalid(report, {train(5): "label 'joy' is not one of MAFW's classes", train(6): "expected 'NNNNN.mp4 label'",
-                             train(7): "clip name 'abc.mp4' is not NNNNN.mp4", train(8): "00099: does not exist"})
+    _assert_invalid(report, {train(5): "label 'joy' is not one of MAFW's classes",
+                             train(6): "expected 'NNNNN.mp4 label'", train(7): "clip name 'abc.mp4' is not NNNNN.mp4",
+                             train(8): "00099: does not exist"})
     assert report.filtered == 1  # 00009 is in no list
     folds = mafw5(dataset)
     assert [fold.test_subjects for fold in folds] == [[f"{k:05d}"] for k in range(1, 6)]
@@ -214,3 +215,52 @@ def test_mafw_labels_folds_and_report(mafw_root):
     one = load_mafw(mafw_root, fold=3)
     assert sorted(zip(one["subject"], one["split"])) == [
         ("00001", "train"), ("00002", "train"), ("00003", "test"), ("00004", "train"), ("00005", "train")]
+
+
+# -------------------------------------------------------------------------------------- registry, folds
+
+
+@pytest.mark.parametrize("key, root_fixture, classes, scheme, tested", [
+    ("dfew", "dfew_root", DFEW_CLASSES, "dfew5", {k: [f"{k:05d}"] for k in range(1, 6)}),
+    ("mafw", "mafw_root", MAFW_CLASSES, "mafw5", {k: [f"{k:05d}"] for k in range(1, 6)}),
+    ("ferv39k", "ferv39k_root", DFEW_CLASSES, "ferv39k_official",
+     {1: ["Action/Neutral/0002", "Daily Life/Fear/0003"]}),
+])
+def test_registry_entries_load_the_trees_and_pick_official_folds_by_number(key, root_fixture, classes, scheme, tested,
+                                                                           request):
+    from processing.dataset_registry import get_dataset
+    from processing.datasets import get_fold, make_folds, scheme_fold_count
+
+    entry = get_dataset(key)
+    assert (entry.class_names, entry.fold_scheme, entry.resize_mode) == (classes, scheme, "full_frame")
+    assert entry.citation.startswith("@inproceedings") and entry.url.startswith("https://")
+    root = request.getfixturevalue(root_fixture)
+    table, report = entry.load(root, None)
+    assert table.features["label"].names == list(classes) and report.num_loaded == len(table)
+    folds = make_folds(table, scheme)
+    assert scheme_fold_count(scheme) == len(tested) == len(folds)
+    for number, test_subjects in tested.items():
+        fold = get_fold(folds, number, scheme)
+        assert fold.number == number and fold.test_subjects == test_subjects
+        assert sorted(fold.train_subjects) == sorted(set(table["subject"]) - set(test_subjects))
+    with pytest.raises(ValueError, match=f"fold {len(tested) + 1} is out of range: {scheme} has folds 1-{len(tested)}"):
+        get_fold(folds, len(tested) + 1, scheme)
+
+
+def test_official_folds_of_another_data_set_are_refused(tmp_path):
+    from processing.datasets import make_folds
+
+    with pytest.raises(ValueError, match="need a dataset loaded with load_dfew"):
+        make_folds(["01", "02"], "dfew5")
+
+
+def test_training_run_takes_the_official_test_list_and_splits_validation_off_its_training_clips(dfew_root):
+    from hub_scripts.train import DataArguments, split_fold
+
+    data_args = DataArguments(dataset="dfew", data_root=str(dfew_root), fold=4)
+    assert data_args.scheme == "dfew5" and data_args.framing == "full_frame"
+    table, _ = data_args.entry.load(dfew_root, data_args)
+    fold = split_fold(table, data_args, seed=0)
+    assert fold.number == 4 and fold.test_subjects == ["00004"]
+    assert len(fold.val_subjects) == 1 and len(fold.train_subjects) == 3
+    assert set(fold.val_subjects) | set(fold.train_subjects) == {"00001", "00002", "00003", "00005"}

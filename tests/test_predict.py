@@ -22,6 +22,13 @@ def _decode(path) -> list[np.ndarray]:
         return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
+def _frame_times(path) -> np.ndarray:
+    """Reference: each frame's presentation time from a plain PyAV decode loop, from the first frame."""
+    with av.open(str(path)) as container:
+        times = np.array([frame.time for frame in container.decode(video=0)])
+    return times - times[0]
+
+
 def test_windows_cover_every_frame():
     assert predict.plan_windows(72, 30.0, 2.0, 1.0) == [(0, 60), (12, 72)]
     assert predict.plan_windows(72, 30.0, 3.0, 1.0) == [(0, 72)]  # shorter than a window
@@ -91,7 +98,15 @@ def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_
     labels = result["labels"]
     assert labels == ["neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
     windows = result["windows"]
-    assert [(w["start_frame"], w["end_frame"]) for w in windows] == predict.plan_windows(n, result["fps"], 2.0, 1.0)
+    times = _frame_times(video)  # face_noface.mov is variable-rate: 72 frames at 30 fps, then 24 fps
+    _, _, info = read_video(str(video), indices=[0])
+    assert [(w["start_frame"], w["end_frame"]) for w in windows] == predict.plan_windows(
+        n, result["fps"], 2.0, 1.0, frame_times=predict.frame_times(info))
+    for window in windows:  # windows start every second by the clock and last 2 s
+        assert window["start_time"] == pytest.approx(times[window["start_frame"]], abs=1e-6)
+        assert window["start_time"] == pytest.approx(round(window["start_time"]), abs=0.05) or \
+            window is windows[-1]
+        assert all(f["time"] == pytest.approx(times[f["frame"]], abs=1e-6) for f in window["frames"])
     assert len(windows) >= 2 and f"{len(windows)} windows of 2 s" in printed
     for window in windows:
         assert abs(sum(window["probabilities"].values()) - 1.0) < 1e-5
@@ -188,6 +203,112 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
 def test_bad_model_gives_a_clear_error(clips_dir, tmp_path, capsys, fake_hub):
     assert predict.main([str(clips_dir / "single_face.mp4"), "--model", str(tmp_path / "no-model")]) == 2
     assert "cannot load the model" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, expected: str) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and expected in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_model_whose_config_and_weights_disagree_gives_one_line(trained_output_dir, clips_dir, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_output_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    config = json.loads((folder / "config.json").read_text())
+    config["decoder_hidden_size"] = config["decoder_hidden_size"] * 2  # the decoders' weights no longer fit
+    (folder / "config.json").write_text(json.dumps(config))
+    video = str(clips_dir / "single_face.mp4")
+    assert predict.main([video, "--model", str(folder), "--output_dir", str(tmp_path / "out")]) == 2
+    _one_line_error(capsys, "cannot load the model")
+
+
+def test_truncated_weights_give_one_line(trained_output_dir, clips_dir, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(trained_output_dir, folder, ignore=shutil.ignore_patterns("checkpoint-*"))
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    video = str(clips_dir / "single_face.mp4")
+    assert predict.main([video, "--model", str(folder), "--output_dir", str(tmp_path / "out")]) == 2
+    _one_line_error(capsys, "cannot load the model")
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--window", "nan"], "--window must be a finite number"),
+    (["--window", "-1"], "--window must be a finite number"),
+    (["--stride", "inf"], "--stride must be a finite number"),
+    (["--batch_size", "0"], "--batch_size must be >= 1"),
+    (["--device", "cuda:0"], "no CUDA GPU"),
+    (["--device", "toaster"], "is not a device"),
+])
+def test_bad_flags_give_one_line_before_any_work(flags, expected, clips_dir, tmp_path, capsys):
+    if "cuda" in flags[-1] and torch.cuda.is_available():
+        pytest.skip("a GPU is present, so --device cuda is valid here")
+    # The model folder does not exist: a flag error must come first, before the model or the video is read.
+    assert predict.main([str(clips_dir / "single_face.mp4"), "--model", str(tmp_path / "none"), *flags]) == 2
+    _one_line_error(capsys, expected)
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(clips_dir, tmp_path, capsys):
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    video, model = str(clips_dir / "single_face.mp4"), str(tmp_path / "none")
+    assert predict.main([video, "--model", model, "--output_dir", str(a_file)]) == 2
+    _one_line_error(capsys, f"--output_dir {a_file} is a file, not a folder")
+    assert predict.main([video, "--model", model, "--output_dir", str(a_file / "sub")]) == 2
+    _one_line_error(capsys, "--output_dir")
+    assert predict.main([video, "--model", model, "--output_dir", str(tmp_path), "--overlay",
+                         str(a_file / "overlay.mp4")]) == 2
+    _one_line_error(capsys, "--overlay's folder")
+    (tmp_path / "dir.mp4").mkdir()
+    assert predict.main([video, "--model", model, "--output_dir", str(tmp_path), "--overlay",
+                         str(tmp_path / "dir.mp4")]) == 2
+    _one_line_error(capsys, "is a folder")
+
+
+def test_a_bad_video_among_several_is_reported_and_the_others_are_predicted(trained_output_dir, clips_dir,
+                                                                             tmp_path, capsys):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 100)
+    videos = [str(clips_dir / "single_face.mp4"), str(bad), str(clips_dir / "no_face.mp4")]
+    out = tmp_path / "out"
+    assert predict.main([*videos, "--model", str(trained_output_dir), "--output_dir", str(out), "--quiet",
+                         "--window", "0"]) == 2
+    assert (out / "single_face.timeline.json").is_file() and (out / "no_face.timeline.json").is_file()
+    assert not (out / "broken.timeline.json").exists()
+    err = capsys.readouterr().err
+    assert f"Cannot decode video '{bad}'" in err and "1 of 3 videos failed" in err and "Traceback" not in err
+
+
+def test_window_times_come_from_frame_timestamps_on_a_variable_frame_rate_clip(trained_output_dir, tmp_path):
+    from fractions import Fraction
+
+    # 30 frames at 30 fps, then 20 at 10 fps: 3 s, an average of 16.7 fps that no frame runs at.
+    times = np.concatenate([np.arange(30) / 30, 1 + np.arange(1, 21) / 10])
+    path = tmp_path / "vfr.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 4, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = int(round(t * 1000)), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    reference = _frame_times(path)
+    np.testing.assert_allclose(reference, times, atol=1e-3)
+    model, processor = predict.load_model(str(trained_output_dir))
+    result = predict.predict_video(path, model, processor, window_seconds=1.0, stride_seconds=1.0)
+    assert result["duration"] == pytest.approx(3.1, abs=1e-3)
+    spans = [(w["start_frame"], w["end_frame"]) for w in result["windows"]]
+    # One second each by the clock (30 frames, then 9 or 10), not 17 frames each; the last one ends the clip.
+    assert spans == [(0, 30), (30, 39), (39, 49), (40, 50)]
+    for window in result["windows"]:
+        assert window["start_time"] == pytest.approx(reference[window["start_frame"]], abs=1e-6)
+        for frame in window["frames"]:
+            assert frame["time"] == pytest.approx(reference[frame["frame"]], abs=1e-6)
 
 
 def test_console_scripts_are_installed():

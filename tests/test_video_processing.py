@@ -216,13 +216,16 @@ def test_in_memory_inputs_match_the_file_path(clips_dir):
     from PIL import Image
 
     inputs = {
-        "numpy THWC": frames,
-        "torch TCHW": torch.from_numpy(frames).permute(0, 3, 1, 2),
-        "PIL list": [Image.fromarray(f) for f in frames],
-        "float [0, 1]": torch.from_numpy(frames).float() / 255.0,
+        "numpy THWC": (frames, {}),
+        "torch TCHW": (torch.from_numpy(frames).permute(0, 3, 1, 2), {}),
+        "PIL list": ([Image.fromarray(f) for f in frames], {}),
+        "float [0, 255]": (frames.astype(np.float32), {}),
+        # transformers' rule: frames already in [0, 1] are passed with do_rescale=False.
+        "float [0, 1]": (torch.from_numpy(frames).float() / 255.0, {"do_rescale": False}),
     }
-    for name, video in inputs.items():
-        torch.testing.assert_close(processor(video)["pixel_values"], from_path, atol=ONE_STEP, rtol=0, msg=name)
+    for name, (video, kwargs) in inputs.items():
+        out = processor(video, **kwargs)["pixel_values"]
+        torch.testing.assert_close(out, from_path, atol=ONE_STEP, rtol=0, msg=name)
     batch = processor([path, frames])["pixel_values"]
     assert batch.shape == (2, 16, 3, 224, 224)
     torch.testing.assert_close(batch[1], from_path[0], atol=ONE_STEP, rtol=0)
