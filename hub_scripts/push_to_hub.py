@@ -58,7 +58,7 @@ TRAINING_ARGS_FILE = "training_args.json"
 MARKER_FILE = ".mtcae-push-to-hub.json"  # what this tool wrote into a repo folder: the only files it deletes
 MODEL_CODE_FILES = ("configuration_mtcae.py", "modeling_mtcae.py")
 PROCESSOR_CODE_FILES = ("video_processing_mtcae.py", "decoding_mtcae.py", "video_inputs_mtcae.py",
-                        "face_geometry_mtcae.py", "face_detection_mtcae.py")
+                        "face_geometry_mtcae.py", "face_detection_mtcae.py", "frame_folders.py")
 RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json", "test_results.json",
                 "run_summary.json", "confusion_matrix.png")
 AUTO_CLASSES = ("AutoConfig", "AutoModel", "AutoModelForVideoClassification")

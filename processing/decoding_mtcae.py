@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .frame_folders import FRAME_FOLDER_BACKEND, FrameFolderError, is_frame_folder, read_frame_folder
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
 SAMPLING_MODES = ("uniform", "stride")
 VIDEO_BACKENDS = ("pyav", "torchcodec", "auto")
@@ -465,10 +467,13 @@ def read_video(
         with PyAV, ``num_video_streams``, ``timestamps`` (``(N,)`` presentation time of every source frame
         in seconds from the first, ``None`` when the container has no usable timestamps) and ``duration``.
 
+    A folder of frame images (DFEW, FERV39k, MAFW) is read as a clip: its images in frame-number order
+    (:mod:`frame_folders`), ``backend`` ``"frames"``, ``fps`` ``None``.
+
     Raises:
         VideoDecodeError: the file is missing, empty, a still image or not a video, or cannot be decoded.
     """
-    path = _check_path(path)
+    path = os.fspath(path) if is_frame_folder(path) else _check_path(path)
     if backend not in VIDEO_BACKENDS:
         raise ValueError(f"Unknown video backend {backend!r}; expected one of {VIDEO_BACKENDS}")
     if backend == "auto":
@@ -490,9 +495,19 @@ def read_video(
             raise ValueError("indices must not be empty")
         return np.clip(chosen, 0, num_source_frames - 1)
 
+    if is_frame_folder(path):
+        return _read_frame_folder(path, indices_fn)
     if backend == "torchcodec":
         return _read_frames_torchcodec(path, indices_fn)
     return _read_frames_pyav(path, indices_fn)
+
+
+def _read_frame_folder(path: str, indices_fn: Callable[[dict], np.ndarray]):
+    """A clip given as a folder of frame images, with read_video's errors and return values."""
+    try:
+        return read_frame_folder(path, lambda n: indices_fn({"num_source_frames": n, "backend": FRAME_FOLDER_BACKEND}))
+    except FrameFolderError as error:
+        raise VideoDecodeError(path, error.reason) from error
 
 
 __all__ = [

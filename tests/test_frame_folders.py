@@ -78,6 +78,24 @@ def test_processor_gives_the_same_pixel_values_for_folder_frames_and_the_video(c
         assert torch.equal(from_folder["pixel_values"], from_video["pixel_values"])
 
 
+def test_a_frame_folder_path_is_a_clip_everywhere_a_video_path_is(clip, tmp_path):
+    from processing.prepared_cache import PreparedClipCache
+    from processing.prepared_clips import ENTRY_COLUMN, PreparedClipTransform
+
+    frames, folder, video = clip
+    processor = MTCAEVideoProcessor(size={"height": 32, "width": 32}, return_frame_indices=True)
+    from_video, from_folder = processor(str(video)), processor(str(folder))  # the folder's path, not arrays
+    assert torch.equal(from_folder["pixel_values"], from_video["pixel_values"])
+    assert torch.equal(from_folder["frame_indices"], from_video["frame_indices"])
+    cache = PreparedClipCache(tmp_path / "cache", processor)
+    assert cache.prepare([str(folder)], progress=False).prepared == 1  # and in the prepared-clip cache
+    cached = PreparedClipTransform(cache)({ENTRY_COLUMN: [str(cache.entry_path(str(folder)))], "label": [0]})
+    assert torch.equal(cached["pixel_values"], from_video["pixel_values"])
+    (folder / "img_0.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="img_0.png|clip"):
+        read_video(folder)
+
+
 def test_frames_sort_by_frame_number_not_by_text(tmp_path):
     frames = _random_frames(12, height=8, width=8)
     folder = _write_folder(tmp_path / "natural", frames)  # img_0.png ... img_11.png: "img_10" < "img_2" as text

@@ -39,6 +39,7 @@ REPO_CORE = {
     "video_inputs_mtcae.py",
     "face_geometry_mtcae.py",
     "face_detection_mtcae.py",
+    "frame_folders.py",
 }
 RUN_RESULTS = {
     "all_results.json",
