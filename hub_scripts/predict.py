@@ -85,6 +85,12 @@ def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revi
         problems["mismatched_keys"] = [key if isinstance(key, str) else key[0] for key in problems["mismatched_keys"]]
     if problems:
         raise PredictError(f"the weights of {model_name_or_path} do not fit this version of mtcae-dfer: {problems}")
+    from hub_scripts.weights import check_finite_weights
+
+    try:
+        check_finite_weights(model, model_name_or_path)
+    except ValueError as error:
+        raise PredictError(str(error)) from error
     try:
         processor = MTCAEVideoProcessor.from_pretrained(model_name_or_path, **kwargs)
     except (OSError, ValueError):

@@ -105,6 +105,9 @@ def _load_model(source: Path):
     problems = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
     if problems:
         raise ValueError(f"The weights in {source} do not match its config.json: {problems}")
+    from hub_scripts.weights import check_finite_weights
+
+    check_finite_weights(model, str(source))
     return model
 
 

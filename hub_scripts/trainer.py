@@ -17,6 +17,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 from hub_scripts.push_to_hub import TRAINING_ARGS_FILE, build_repo_folder, push_folder
+from hub_scripts.weights import non_finite_parameters
 
 
 def latest_eval_metrics(log_history: list[dict]) -> dict:
@@ -75,14 +76,6 @@ class HubPushCallback(TrainerCallback):
 
 class NonFiniteTrainingError(RuntimeError):
     """Training produced a NaN / infinite loss or gradient norm; nothing after it was saved."""
-
-
-def non_finite_parameters(model) -> list[str]:
-    """Names of the parameters and buffers of ``model`` that hold a NaN or an infinity."""
-    import torch
-
-    tensors = [*model.named_parameters(), *model.named_buffers()]
-    return [name for name, tensor in tensors if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
 
 
 class NonFiniteLossCallback(TrainerCallback):
@@ -195,5 +188,4 @@ def _last_checkpoint(output_dir: str) -> str | None:
     return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
 
 
-__all__ = ["HubPushCallback", "MTCAETrainer", "NonFiniteLossCallback", "NonFiniteTrainingError", "latest_eval_metrics",
-           "non_finite_parameters"]
+__all__ = ["HubPushCallback", "MTCAETrainer", "NonFiniteLossCallback", "NonFiniteTrainingError", "latest_eval_metrics"]

@@ -65,16 +65,23 @@ class ClipTransform:
 
 
 def find_unreadable_videos(paths: list[str], num_frames: int = 16) -> dict[str, str]:
-    """Open every video header (cheap) and return ``{path: reason}`` for the ones that cannot be used.
+    """Decode what training will read of every video and return ``{path: reason}`` for those that fail.
 
-    Long jobs call this before training so that one broken file is reported instead of stopping
-    training halfway through an epoch.
+    The frames decoded are those the prepared-clip cache stores (every frame of a clip of up to
+    ``num_frames`` x 4 frames, else several frames in each of the ``num_frames`` segments, the segment
+    centres included), so a file whose tail is truncated is found here, before training, instead of
+    stopping an epoch halfway (or the PCA start). Memory stays bounded on long clips.
     """
+    from .prepared_cache import stored_frame_indices
+
+    def dense(metadata) -> np.ndarray:
+        return stored_frame_indices(metadata.total_num_frames, num_frames)
+
     bad: dict[str, str] = {}
     for path in paths:
         try:
-            read_video(path, indices=np.zeros(1, dtype=np.int64), num_frames=1)
-        except (VideoDecodeError, OSError, ValueError) as error:
+            read_video(path, sample_indices_fn=dense)
+        except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
             bad[path] = str(error)
     if bad:
         logger.warning("%d unreadable video(s) left out: %s", len(bad), ", ".join(Path(p).name for p in list(bad)[:10]))

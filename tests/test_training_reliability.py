@@ -49,3 +49,46 @@ def test_a_video_truncated_mid_clip_is_reported_and_training_goes_on(synthetic_r
 
     summary = json.loads((tmp_path / "run" / "run_summary.json").read_text())
     assert str(victim) in summary["unreadable_videos"]
+
+
+def test_a_model_with_non_finite_weights_is_refused_by_push_and_predict(tmp_path):
+    import torch
+    from mtcae_test_utils import tiny_config
+
+    from hub_scripts.predict import PredictError, load_model
+    from hub_scripts.push_to_hub import build_repo_folder
+    from modeling_mtcae import MTCAEForVideoClassification
+
+    model = MTCAEForVideoClassification(tiny_config())
+    with torch.no_grad():
+        for parameter in model.expression_head.parameters():
+            parameter.fill_(float("nan"))  # what a diverged run leaves
+    model.save_pretrained(tmp_path / "run")
+    with pytest.raises(ValueError, match="not finite"):
+        build_repo_folder(tmp_path / "run", tmp_path / "repo")
+    assert not (tmp_path / "repo" / "model.safetensors").exists()
+    with pytest.raises(PredictError, match="not finite"):
+        load_model(str(tmp_path / "run"))
+
+
+def test_the_on_the_fly_probe_finds_a_video_truncated_after_its_first_frames(tmp_path):
+    import av
+    import numpy as np
+
+    from processing.clip_transform import find_unreadable_videos
+    from processing.video_processing_mtcae import read_video
+
+    good = tmp_path / "good.mp4"
+    with av.open(str(good), "w", options={"movflags": "faststart"}) as container:  # index first: frame 0 survives
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(40):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    victim = tmp_path / "truncated.mp4"
+    data = good.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])
+    read_video(victim, indices=[0])  # what the old probe decoded still works: the damage is further on
+    assert list(find_unreadable_videos([str(good), str(victim)])) == [str(victim)]
