@@ -37,17 +37,20 @@ class AnnotateArguments:
     """Arguments of ``mtcae-annotate`` (flags are the field names: ``--data_root``, ``--save_every``, ...)."""
 
     data_root: str = field(metadata={"help": "dataset folder, searched recursively for videos"})
-    output: str | None = field(default=None, metadata={"help": f"cache file, ending in .parquet; unset: DATA_ROOT/{DEFAULT_CACHE_NAME}"})
+    output: str | None = field(
+        default=None, metadata={"help": f"cache file, ending in .parquet; unset: DATA_ROOT/{DEFAULT_CACHE_NAME}"})
     detector: Literal["mtcnn", "dlib"] = field(default="mtcnn", metadata={"help": "face detector backend"})
     num_frames: int = field(default=16, metadata={"help": "frames sampled per video"})
     mode: Literal["uniform", "stride"] = field(default="uniform", metadata={"help": "frame sampling mode"})
     label_size: int = field(
-        default=224, metadata={"help": "detect on frames resized to this size (0 = source resolution; 224 as the authors)"})
+        default=224,
+        metadata={"help": "detect on frames resized to this size (0 = source resolution; 224 as the authors)"})
     prefer: Literal["largest", "score"] = field(default="largest", metadata={"help": "face kept when several"})
     workers: int = field(default=max(1, (os.cpu_count() or 2) - 1), metadata={"help": "worker processes"})
     save_every: int = field(default=50, metadata={"help": "save the cache every N labelled videos ..."})
     save_interval_s: float = field(default=10.0, metadata={"help": "... or every S seconds, whichever comes first"})
-    extensions: list[str] | None = field(default=None, metadata={"help": "video file extensions; unset: every known one"})
+    extensions: list[str] | None = field(default=None,
+                                         metadata={"help": "video file extensions; unset: every known one"})
     limit: int | None = field(default=None, metadata={"help": "label at most N new videos (for a trial run)"})
     strict: bool = field(default=False, metadata={"help": "exit with status 1 if any video failed"})
     no_progress: bool = field(default=False, metadata={"help": "no progress bar"})
@@ -105,7 +108,7 @@ def _init_worker(detector: str, detector_kwargs: dict, single_thread: bool) -> N
 
 
 def _label_one(task: tuple[str, str, dict]):
-    """(relative path, absolute path, options) -> (relative path, FaceLabels | None, FileFingerprint | None, error | None).
+    """(relative path, absolute path, options) -> (relative path, labels, fingerprint, error); None where absent.
 
     The fingerprint is taken before decoding, so a file replaced while it is labelled is labelled again next run.
     """

@@ -22,8 +22,9 @@ Without labels a processor with a ``face_detector`` finds the faces in each view
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,7 +75,8 @@ def temporal_view_indices(num_source_frames: int, num_frames: int = 16, num_view
 
 
 def spatial_crops(height: int, width: int, num_views: int) -> list[tuple[int, int, int] | None]:
-    """``(left, top, side)`` pixel squares of the short side along the long side; ``[None]`` (whole frame) for 1 view."""
+    """``(left, top, side)`` pixel squares of the short side along the long side; ``[None]`` (whole frame)
+    for 1 view."""
     if num_views == 1:
         return [None]
     short, long = min(height, width), max(height, width)
@@ -183,8 +185,9 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
             left, top, side = crop
             views.append(chunk[:, top:top + side, left:left + side])
             labels.append(None if source_labels is None else _crop_labels(source_labels, crop, height, width))
-    inputs = processor([view.contiguous().numpy() for view in views], face_labels=None if face_labels is None else labels,
-                       num_frames=num_frames, temporal_jitter=False, random_flip=False, return_tensors="pt")
+    inputs = processor([view.contiguous().numpy() for view in views],
+                       face_labels=None if face_labels is None else labels, num_frames=num_frames,
+                       temporal_jitter=False, random_flip=False, return_tensors="pt")
     return inputs, indices
 
 
@@ -197,7 +200,8 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
 def view_probabilities(model, pixel_values: torch.Tensor, batch_size: int = 8) -> np.ndarray:
     """Softmax of the model's logits for a stack of views, ``(num_views, num_labels)`` float32."""
     if model.training:
-        warnings.warn("multi-view scores of a model in training mode (dropout on); call model.eval() first")
+        warnings.warn("multi-view scores of a model in training mode (dropout on); call model.eval() first",
+                      stacklevel=2)
     parameter = next(model.parameters())
     scores = []
     for chunk in torch.split(pixel_values, max(1, int(batch_size))):

@@ -96,7 +96,7 @@ def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revi
     except (OSError, ValueError):
         height, width = model.config.image_size
         warnings.warn(f"{model_name_or_path} has no video processor config; using the default processor "
-                      f"for {model.config.num_frames} frames of {height}x{width}.")
+                      f"for {model.config.num_frames} frames of {height}x{width}.", stacklevel=2)
         processor = MTCAEVideoProcessor(num_frames=model.config.num_frames, size={"height": height, "width": width})
     return model.to(device).eval(), processor
 
@@ -251,7 +251,7 @@ def predict_video(
     info = _probe(path)
     num_source, fps = int(info["num_source_frames"]), float(info["fps"] or 0.0)
     if fps <= 0:
-        warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.")
+        warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.", stacklevel=2)
         fps = 25.0
     times = frame_times(dict(info, fps=fps))
     num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
@@ -455,7 +455,8 @@ def write_overlay(result: dict, out_path: str | Path, max_side: int | None = Non
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
     if suffix not in OVERLAY_CODECS:
-        raise PredictError(f"--overlay {out_path}: unsupported extension {suffix!r}; use one of {sorted(OVERLAY_CODECS)}")
+        raise PredictError(f"--overlay {out_path}: unsupported extension {suffix!r}; "
+                           f"use one of {sorted(OVERLAY_CODECS)}")
     annotations = _FrameAnnotations(result)
     src_w, src_h = int(result["width"]), int(result["height"])
     factor = min(1.0, max_side / max(src_w, src_h)) if max_side else 1.0
@@ -630,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     except PredictError as error:
         print(f"mtcae-predict: error: {error}", file=sys.stderr)
         return 2
-    for video, reason in failed.items():
+    for reason in failed.values():
         print(f"mtcae-predict: error: {reason}", file=sys.stderr)
     if failed and len(args.video) > 1:
         print(f"mtcae-predict: {len(failed)} of {len(args.video)} videos failed", file=sys.stderr)

@@ -25,6 +25,7 @@ from hub_scripts.cli import parse_arguments
 from processing.prepared_cache import DEFAULT_FRAMES_PER_SEGMENT, PreparedClipCache
 from processing.prepared_clips import face_labels_of
 
+
 @dataclass
 class PrepareArguments:
     cache_dir: str | None = field(

@@ -446,7 +446,8 @@ class ComputeMetrics:
 # Config fields a checkpoint must share with the run that resumes it, and the option that sets each.
 RESUME_FIELDS = {"decoder_mode": "--decoder_mode", "task_order": "--preset", "decoder_hidden_size": "--preset",
                  "decoder_num_layers": "--preset", "projection_dim": "--preset", "projection_mode": "--preset",
-                 "freeze_encoder": "--freeze_encoder", "num_frames": "--preset", "id2label": "--dataset / --num_classes"}
+                 "freeze_encoder": "--freeze_encoder", "num_frames": "--preset",
+                 "id2label": "--dataset / --num_classes"}
 ENCODER_RESUME_FIELDS = ("hidden_size", "num_hidden_layers", "image_size", "patch_size", "tubelet_size")
 
 
@@ -456,8 +457,10 @@ def check_resume_matches(model: MTCAEForVideoClassification, checkpoint: str | P
     if not path.is_file():
         raise FileNotFoundError(f"--resume_from_checkpoint {checkpoint} has no config.json: not a checkpoint folder")
     saved, current = json.loads(path.read_text()), model.config.to_dict()
-    changed = [(name, flag) for name, flag in RESUME_FIELDS.items()
-               if name in saved and json.dumps(saved[name], sort_keys=True) != json.dumps(current.get(name), sort_keys=True)]
+    def differs(name: str) -> bool:
+        return json.dumps(saved[name], sort_keys=True) != json.dumps(current.get(name), sort_keys=True)
+
+    changed = [(name, flag) for name, flag in RESUME_FIELDS.items() if name in saved and differs(name)]
     changed += [(f"encoder_config.{name}", "--preset / --encoder") for name in ENCODER_RESUME_FIELDS
                 if saved.get("encoder_config", {}).get(name) != current["encoder_config"].get(name)]
     if changed:

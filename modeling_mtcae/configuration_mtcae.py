@@ -267,7 +267,7 @@ class MTCAEConfig(PreTrainedConfig):
 
     # ------------------------------------------------------------------ presets
     @classmethod
-    def from_preset(cls, name: str, **overrides) -> "MTCAEConfig":
+    def from_preset(cls, name: str, **overrides) -> MTCAEConfig:
         """Build a named preset (`"paper"`, `"paper_figure"`, `"base"`, `"tiny"`), then apply ``overrides``.
 
         ``overrides`` may hold any config field, ``num_labels``/``id2label``/``label2id``, and

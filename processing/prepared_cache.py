@@ -135,7 +135,8 @@ def _write_atomically(tensors: dict[str, torch.Tensor], target: Path, metadata: 
     from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".safetensors", dir=target.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".safetensors",
+                                         dir=target.parent)
     os.close(handle)
     try:
         save_file(tensors, temporary, metadata=metadata)

@@ -136,7 +136,7 @@ def _to_uint8(video: torch.Tensor, do_rescale: bool) -> tuple[torch.Tensor, bool
         raise ValueError(f"float video values span [{low:g}, {high:g}]; {rule}")
     if do_rescale and 0.0 < high < 2.0:  # an all-but-black 0-255 clip, or (likely) frames in [0, 1]
         warnings.warn("It looks like the float video is already rescaled to [0, 1] while do_rescale=True takes it "
-                      "as 0-255 pixel values; pass do_rescale=False for frames in [0, 1].")
+                      "as 0-255 pixel values; pass do_rescale=False for frames in [0, 1].", stacklevel=2)
     scaled = video.double() * (1.0 if do_rescale else 255.0)
     return scaled.round().clamp(0, 255).to(torch.uint8), not do_rescale
 

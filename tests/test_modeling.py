@@ -411,7 +411,8 @@ def test_pca_patch_embedding_whitens_the_tubelets():
     model = _model(encoder_config=tiny_encoder_kwargs(patch_size=8))  # 2 x 8 x 8 x 3 = 384 values -> 32 dims
     generator = torch.Generator().manual_seed(0)
     coarse = torch.randn(24, model.config.num_frames, 3, 8, 8, generator=generator)
-    pixels = torch.nn.functional.interpolate(coarse.flatten(0, 1), size=(32, 32), mode="bilinear").unflatten(0, (24, -1))
+    pixels = torch.nn.functional.interpolate(coarse.flatten(0, 1), size=(32, 32), mode="bilinear")
+    pixels = pixels.unflatten(0, (24, -1))
     pixels = pixels + 0.05 * torch.randn(pixels.shape, generator=generator)
 
     def token_covariance():

@@ -68,7 +68,8 @@ def test_aligned_boxes_are_mapped_back_to_the_source_frame():
     low, high = landmarks[:, :3].min(1) - 0.02, landmarks[:, :3].max(1) + 0.02  # a box that stays inside the input
     boxes = np.concatenate([low, high - low], -1)
     mask = np.array([True, True, False, True])
-    geometry = processor.frame_geometry((240, 320), np.arange(4), {"boxes": boxes, "landmarks": landmarks, "mask": mask})
+    labels = {"boxes": boxes, "landmarks": landmarks, "mask": mask}
+    geometry = processor.frame_geometry((240, 320), np.arange(4), labels)
     assert geometry.mode == "face_align"
     mapped_boxes, mapped_landmarks, mapped_mask = geometry.labels_to_input(boxes, landmarks, mask)
     back_boxes, back_landmarks = geometry.labels_to_source(mapped_boxes.numpy(), mapped_landmarks.numpy())

@@ -202,7 +202,8 @@ def _check_do_center_crop():
 def _check_crop_size():
     video = _video()
     with_crop = _processor()(video, do_center_crop=True, crop_size=8)["pixel_values"]
-    torch.testing.assert_close(with_crop[0], tvF.center_crop(_by_hand(video[_centres(20)]), [8, 8]), rtol=0, atol=FLOAT_ATOL)
+    expected = tvF.center_crop(_by_hand(video[_centres(20)]), [8, 8])
+    torch.testing.assert_close(with_crop[0], expected, rtol=0, atol=FLOAT_ATOL)
     # Without do_center_crop, crop_size is only the crop's size: no crop happens (as in transformers).
     assert _processor()(video, crop_size=8)["pixel_values"].shape[-2:] == (16, 16)
 

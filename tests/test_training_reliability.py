@@ -4,7 +4,6 @@ a video that breaks mid-clip is reported and the run goes on."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 from test_training_runs import QUICK_ARGS, synthetic_root  # noqa: F401  (the shared tiny synthetic set)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import av
 import numpy as np
@@ -143,7 +142,8 @@ def test_read_video_seeks_to_keyframes(tmp_path):
 
 @pytest.mark.parametrize(
     "suffix,codec,pix_fmt",
-    [(".avi", "mpeg4", "yuv420p"), (".mkv", "libx264", "yuv420p"), (".flv", "flv", "yuv420p"), (".mov", "mpeg4", "yuv420p")],
+    [(".avi", "mpeg4", "yuv420p"), (".mkv", "libx264", "yuv420p"), (".flv", "flv", "yuv420p"),
+     (".mov", "mpeg4", "yuv420p")],
 )
 def test_containers(tmp_path, suffix, codec, pix_fmt):
     path = write_clip(tmp_path / f"clip{suffix}", num_frames=24, codec=codec, pix_fmt=pix_fmt)
@@ -264,7 +264,8 @@ def test_bad_arrays_raise_clear_errors():
 def test_normalisation_and_sampling_are_configurable():
     video = np.full((32, 20, 30, 3), 255, np.uint8)
     video[::2] = 0
-    processor = MTCAEVideoProcessor(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], size={"height": 16, "width": 16})
+    processor = MTCAEVideoProcessor(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+                                    size={"height": 16, "width": 16})
     out = processor(video, return_frame_indices=True)
     assert out["pixel_values"].shape == (1, 16, 3, 16, 16)
     np.testing.assert_array_equal(out["frame_indices"][0].numpy(), sample_frame_indices(32, 16))
