@@ -173,7 +173,7 @@ def test_bad_files_raise_errors_that_name_the_file(tmp_path):
         empty: "empty",
         text: "not a readable video",
         audio_only: "no video stream",
-        tmp_path: "directory",
+        tmp_path: "no image files",  # a folder is read as a clip of frame images (DFEW, MAFW): it has none
     }
     for path, reason in cases.items():
         with pytest.raises(VideoDecodeError, match=reason) as info:
