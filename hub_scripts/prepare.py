@@ -35,13 +35,14 @@ class PrepareArguments:
         default=DEFAULT_FRAMES_PER_SEGMENT,
         metadata={"help": "stored frames per uniform segment for clips longer than num_frames x this (all frames "
                           "of shorter clips are stored)"})
-    num_workers: int = field(default=0, metadata={"help": "decoding worker processes (0: in this process)"})
+    num_workers: int = field(default=-1, metadata={"help": "decoding worker processes (-1: one per core, up to 4, when "
+                                                           "more than 64 clips are missing; 0: in this process)"})
 
     def __post_init__(self):
         if self.frames_per_segment < 1:
             raise ValueError(f"--frames_per_segment must be >= 1, got {self.frames_per_segment}")
-        if self.num_workers < 0:
-            raise ValueError(f"--num_workers must be >= 0, got {self.num_workers}")
+        if self.num_workers < -1:
+            raise ValueError(f"--num_workers must be >= -1, got {self.num_workers}")
 
 
 def prepare_splits(splits: dict, cache: PreparedClipCache, num_workers: int = 0, progress: bool = True):

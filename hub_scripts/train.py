@@ -102,7 +102,9 @@ class DataArguments:
         default=False, metadata={"help": "frozen encoder only: run the encoder once per clip, store its tokens (bf16) "
                                          "and train the decoders and heads on them; needs --temporal_jitter False "
                                          "and no --random_flip"})
-    preprocessing_num_workers: int = field(default=0, metadata={"help": "worker processes preparing clips"})
+    preprocessing_num_workers: int = field(
+        default=-1, metadata={"help": "worker processes preparing clips (-1: one per core, up to 4, when more than "
+                                      "64 clips are missing; 0: in this process)"})
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, tuple(DATASETS))
@@ -111,8 +113,8 @@ class DataArguments:
                              "training inputs change every epoch: pass --temporal_jitter False and drop --random_flip")
         if self.cache_encoder_features and not self.use_prepared_cache:
             raise ValueError("--cache_encoder_features reads the prepared-clip cache: drop --use_prepared_cache False")
-        if self.preprocessing_num_workers < 0:
-            raise ValueError(f"--preprocessing_num_workers must be >= 0; got {self.preprocessing_num_workers}")
+        if self.preprocessing_num_workers < -1:
+            raise ValueError(f"--preprocessing_num_workers must be >= -1; got {self.preprocessing_num_workers}")
         check_choice("num_classes", self.num_classes, (7, 8))
         if self.resize_mode is not None:
             check_choice("resize_mode", self.resize_mode, RESIZE_MODES)

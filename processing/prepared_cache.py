@@ -52,6 +52,7 @@ PIXEL_SETTINGS = (
     "do_center_crop", "crop_size", "num_frames", "sampling_mode", "video_backend", "face_detector",
 )
 LABEL_FIELDS = ("frame_indices", "boxes", "landmarks", "mask")
+AUTO_WORKERS_MIN_CLIPS = 64  # fewer missing clips are prepared in-process: worker start-up would cost more
 TEMP_PREFIX = ".tmp-"  # entries being written: ".tmp-<pid>-<random>.safetensors", renamed when whole
 
 
@@ -206,9 +207,13 @@ class PreparedClipCache:
                 removed += 1
         return removed
 
-    def prepare(self, videos: Sequence[str], face_labels: Sequence[Any] | None = None, num_workers: int = 0,
+    def prepare(self, videos: Sequence[str], face_labels: Sequence[Any] | None = None, num_workers: int = -1,
                 progress: bool = True) -> PrepareReport:
-        """Prepare every video not in the cache yet; a video that fails is reported and the rest go on."""
+        """Prepare every video not in the cache yet; a video that fails is reported and the rest go on.
+
+        ``num_workers``: decoding processes; ``-1`` (default) one per core (up to 4) when more than
+        64 clips are missing, else in this process; ``0``: in this process.
+        """
         self.check_writable()
         self.remove_abandoned_temporaries()
         labels = list(face_labels) if face_labels is not None else [None] * len(videos)
@@ -233,6 +238,8 @@ class PreparedClipCache:
     def _run(self, todo: list[tuple[str, Any]], num_workers: int, progress: bool):
         from tqdm.auto import tqdm
 
+        if num_workers < 0:  # auto
+            num_workers = min(4, os.cpu_count() or 1) if len(todo) > AUTO_WORKERS_MIN_CLIPS else 0
         jobs = [(video, label, self.processor.to_dict(), str(self.entry_path(video, label)), self.frames_per_segment,
                  self.settings) for video, label in todo]
         bar = tqdm(total=len(jobs), desc="preparing clips", unit="clip", disable=not progress or not jobs)

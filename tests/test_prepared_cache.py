@@ -134,12 +134,12 @@ def test_a_changed_video_label_or_setting_is_prepared_again_never_served_stale(s
     assert (str(video), labels) not in cache
 
 
-def test_an_unreadable_video_is_reported_and_the_others_are_prepared(synthetic, tmp_path):
+def test_an_unreadable_video_is_reported_and_the_others_are_prepared_by_the_workers(synthetic, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     good = [str(p) for p in sorted(synthetic.rglob("*.mp4"))[:2]]
     cache = PreparedClipCache(tmp_path / "cache", MTCAEVideoProcessor(num_frames=8, size={"height": 32, "width": 32}))
-    report = cache.prepare([good[0], str(broken), good[1]], progress=False)
+    report = cache.prepare([good[0], str(broken), good[1]], num_workers=2, progress=False)  # worker processes
     assert report.prepared == 2 and list(report.failed) == [str(broken)]
     assert "broken.mp4" in report.summary()
 
