@@ -69,10 +69,10 @@ class Layout:
 
 
 LAYOUTS = {
-    "hicmae": Layout("hicmae", "HiCMAE video encoder", 8, 160,
-                     dict(hidden_size=512, num_hidden_layers=10, intermediate_size=2048, patch_size=16, tubelet_size=2)),
-    "s4d": Layout("s4d", "S4D / UniLearn ViT-B/16", 12, 160,
-                  dict(hidden_size=768, num_hidden_layers=12, intermediate_size=3072, patch_size=16, tubelet_size=2)),
+    "hicmae": Layout("hicmae", "HiCMAE video encoder", 8, 160, {
+        "hidden_size": 512, "num_hidden_layers": 10, "intermediate_size": 2048, "patch_size": 16, "tubelet_size": 2}),
+    "s4d": Layout("s4d", "S4D / UniLearn ViT-B/16", 12, 160, {
+        "hidden_size": 768, "num_hidden_layers": 12, "intermediate_size": 3072, "patch_size": 16, "tubelet_size": 2}),
     "videomae": Layout("videomae", "VideoMAE-style ViT", None, 224),
 }
 
@@ -116,7 +116,7 @@ def unwrap_checkpoint(checkpoint: dict) -> dict[str, torch.Tensor]:
             raise ValueError(f"no state dict found: top-level keys {sorted(checkpoint)[:10]} hold no tensors and none "
                              f"of {WRAPPER_KEYS}")
         checkpoint = inner
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -188,7 +188,7 @@ def image_size_from_positions(pos_embed: torch.Tensor, num_frames: int, tubelet:
     """The square input size whose token grid has as many positions as the stored table; checks it is the sinusoid."""
     num_positions, width = pos_embed.shape[-2:]
     per_frame = num_positions / (num_frames // tubelet)
-    side = int(round(per_frame ** 0.5))
+    side = round(per_frame ** 0.5)
     if side * side * (num_frames // tubelet) != num_positions:
         raise ValueError(f"pos_embed has {num_positions} positions, which is not {num_frames // tubelet} time steps "
                          f"x a square grid: check --num_frames ({num_frames})")
@@ -394,10 +394,10 @@ def convert_checkpoint(checkpoint_path: str | Path, output_dir: str | Path, num_
 
 def format_report(report: dict, output_dir: str) -> str:
     config = report["config"]
-    lines = [f"Wrote {output_dir}: {report['layout']} layout (encoder prefix {report['encoder_prefix']!r}), "
-             f"{config['hidden_size']} wide, {config['num_hidden_layers']} layers, {config['num_attention_heads']} heads, "
-             f"{config['num_frames']} x {config['image_size']} x {config['image_size']} input, "
-             f"use_mean_pooling={config['use_mean_pooling']}; no encoder weight missing."]
+    lines = [(f"Wrote {output_dir}: {report['layout']} layout (encoder prefix {report['encoder_prefix']!r}), "
+              f"{config['hidden_size']} wide, {config['num_hidden_layers']} layers, {config['num_attention_heads']} "
+              f"heads, {config['num_frames']} x {config['image_size']} x {config['image_size']} input, "
+              f"use_mean_pooling={config['use_mean_pooling']}; no encoder weight missing.")]
     for group, keys in report["skipped"].items():
         lines.append(f"  skipped {group}: {len(keys)} tensors (e.g. {', '.join(keys[:2])})")
     lines += [f"  folded {item}" for item in report["folded"][:4]]

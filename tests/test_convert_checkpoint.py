@@ -219,7 +219,7 @@ def test_state_dict_wrapper_with_a_stored_sinusoid_table_gives_the_input_size(tm
     torch.manual_seed(3)
     encoder = vit_tensors(24, 1, 48, patch=8)
     encoder["pos_embed"] = original_sinusoid_table(2 * 6 * 6, 24)  # 4 frames / tubelet 2, 48 / 8 = 6
-    report, model = _convert(tmp_path, {"state_dict": encoder}, "--num_frames", "4", "--num_attention_heads", "3")
+    _, model = _convert(tmp_path, {"state_dict": encoder}, "--num_frames", "4", "--num_attention_heads", "3")
     assert model.config.image_size == 48 and model.config.patch_size == 8
     _assert_same_outputs(model, encoder, num_heads=3)
 
