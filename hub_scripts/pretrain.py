@@ -1,29 +1,32 @@
-"""Masked-video pretraining (VideoMAE) of MTCAE-DFER's shared encoder on unlabelled clips, with Trainer.
+"""``mtcae-pretrain``: masked-video pretraining (VideoMAE) of MTCAE-DFER's shared encoder on unlabelled clips.
 
-transformers' ``VideoMAEForPreTraining``: tube masking (one random spatial mask of ``--mask_ratio`` of the
-patches, 0.9 by default, repeated at every time step, as VideoMAE), a small transformer decoder, and the
+transformers' ``VideoMAEForPreTraining`` with Trainer: tube masking (one random spatial mask of ``--mask_ratio``
+of the patches, 0.9 by default, repeated at every time step, as VideoMAE), a small transformer decoder, and the
 normalised-pixel target (``norm_pix_loss``: each masked tubelet's pixels standardised by their own mean and
-std). Clips are decoded by MTCAE-DFER's own video processor with temporal jitter and the same framing
-(``--resize_mode``, face labels from the data set's face-label cache) as fine-tuning, so the encoder sees
-what ``hub_scripts.train`` will feed it.
+std). Clips are framed exactly as ``hub_scripts.train --encoder OUTPUT_DIR --preset PRESET`` frames them (the
+same processor settings, ``--resize_mode``, the face labels of the data set's face-label cache) and, with
+``--use_prepared_cache`` (the default), read from the same prepared-clip cache: each video is decoded and framed
+once, temporal jitter and flips are applied when a clip is read, and the fine-tuning run that follows reuses
+the training clips prepared here. ``--use_prepared_cache False`` decodes every clip again in every epoch.
 
 Data (never a test subject):
-- ``--dataset synthetic|ravdess|crema_d|mead|folder``: the TRAINING subjects of ``--fold`` under the same
-  fold logic as ``hub_scripts.train`` (its validation and test subjects are left out);
-- ``--dataset videos --data_root DIR``: every video under DIR (no labels, no subjects: keep test videos out).
+- ``--dataset`` any data set of ``processing/dataset_registry.py``: the TRAINING subjects of ``--fold`` under the
+  fold logic of ``hub_scripts.train`` (its validation and test subjects are left out; DFEW, FERV39k and MAFW:
+  the training clips of the official fold);
+- ``--dataset videos --data_root DIR``: every video file and every frame folder (a folder holding the frame
+  images of one clip) under DIR. No labels, no subjects: keep the test clips you will evaluate on out of DIR.
 
-Encoder sizes: ``--preset`` (tiny, base, paper, paper_figure: the MTCAE preset's encoder, so the preset's
-fine-tuning loads it). The output folder (``save_pretrained`` of the ``VideoMAEForPreTraining``, with its
-``VideoMAEConfig`` and the processor) loads with no missing encoder weight in
-``python -m hub_scripts.train --encoder DIR`` and ``MTCAEForVideoClassification.from_videomae(DIR)``
-(the decoder's weights are reported there as not used by the encoder). It also holds
-``reconstructions.png`` (original / masked / reconstructed frames of a few clips), ``all_results.json``
-and ``pretrain_summary.json``. The training loss Trainer logs is the reconstruction loss.
+Encoder sizes: ``--preset`` (the MTCAE preset's encoder, so the preset's fine-tuning loads it). The output
+folder (``save_pretrained`` of the ``VideoMAEForPreTraining``, with its ``VideoMAEConfig`` and the processor)
+loads with no missing encoder weight in ``python -m hub_scripts.train --encoder DIR`` and
+``MTCAEForVideoClassification.from_videomae(DIR)`` (the decoder's weights are reported there as not used by the
+encoder). It also holds ``reconstructions.png`` (original / masked / reconstructed frames of a few clips),
+``all_results.json`` and ``pretrain_summary.json``. The training loss Trainer logs is the reconstruction loss.
 
-    python -m hub_scripts.pretrain --output_dir runs/pretrain-tiny            # synthetic set, tiny encoder
+    mtcae-pretrain --output_dir runs/pretrain-tiny                   # synthetic set, fold 1's training subjects
     accelerate launch -m hub_scripts.pretrain --dataset videos --data_root VoxCeleb2/ --preset base ...
     torchrun --nproc_per_node 2 -m hub_scripts.pretrain ...
-    python -m hub_scripts.train --encoder runs/pretrain-tiny
+    mtcae-train --encoder runs/pretrain-tiny
 
 The peers pretrained for 100 epochs on VoxCeleb2 (1.09 M clips) with AdamW betas (0.9, 0.95), weight decay
 0.05 and lr 1.5e-4 x batch / 256 at 160 px; the defaults here (lr 1e-3) are for the tiny encoder on a CPU.
@@ -35,43 +38,43 @@ import json
 import logging
 import math
 import os
-import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Literal
 
 import numpy as np
 import torch
-from transformers import (
-    HfArgumentParser,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-    VideoMAEConfig,
-    VideoMAEForPreTraining,
-    set_seed,
-)
+from transformers import TrainerCallback, TrainingArguments, VideoMAEConfig, VideoMAEForPreTraining, set_seed
 
+from hub_scripts.cli import check_choice, check_positive, parse_arguments
 from hub_scripts.train import (
     DATASETS,
-    DEFAULT_RESIZE_MODES,
     DataArguments,
+    FoldData,
+    check_output_dir,
+    default_dataloader_workers,
     init_patch_embedding,
-    load_table,
-    split_fold,
+    load_fold,
+    on_the_fly_inputs,
+    prepared_inputs,
+    processor_for,
+    with_face_labels,
 )
 from modeling_mtcae import MTCAEConfig
 from modeling_mtcae.configuration_mtcae import PRESETS
-from modeling_mtcae.modeling_mtcae import _rename_videomae_qv_biases
-from processing.annotation_cache import AnnotationCache, sampler_key
-from processing.clip_transform import ClipTransform, find_unreadable_videos
-from processing.datasets import attach_face_labels
-from processing.video_processing_mtcae import MTCAEVideoProcessor
+from modeling_mtcae.modeling_mtcae import MTCAEModel, _rename_videomae_qv_biases
+from processing.clip_transform import ClipTransform
+from processing.frame_folders import IMAGE_EXTENSIONS
+from processing.prepared_clips import PreparedClipTransform
+from processing.video_processing_mtcae import RESIZE_MODES, MTCAEVideoProcessor
 
 logger = logging.getLogger("mtcae.pretrain")
 
-PRETRAIN_DATASETS = (*DATASETS, "videos")
+VIDEOS = "videos"  # --dataset videos: every video file and frame folder under --data_root
+PRETRAIN_DATASETS = (*DATASETS, VIDEOS)
+PretrainDatasetName = Literal[PRETRAIN_DATASETS]
+PresetName = Literal[tuple(PRESETS)]
 # Decoder sizes: VideoMAE's (and the peers') 4 x 384 for the real encoders; a small one for the tiny encoder.
 DECODER_SIZES = {
     "default": {"decoder_hidden_size": 384, "decoder_num_hidden_layers": 4, "decoder_num_attention_heads": 6,
@@ -79,34 +82,57 @@ DECODER_SIZES = {
     "tiny": {"decoder_hidden_size": 64, "decoder_num_hidden_layers": 2, "decoder_num_attention_heads": 4,
              "decoder_intermediate_size": 128},
 }
+# The encoder fields that decide the model input (as hub_scripts.train reads them from an --encoder).
+INPUT_FIELDS = ("image_size", "num_frames", "patch_size", "tubelet_size")
 # What VideoMAEForPreTraining un-normalises pixel_values with before building its targets.
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
 class PretrainDataArguments(DataArguments):
-    """Which clips: a data set's training subjects (the fold options of ``hub_scripts.train``) or a folder."""
+    """Which clips: a data set's training subjects (the data options of ``hub_scripts.train``) or a folder."""
 
-    dataset: str = field(default="synthetic", metadata={
-        "help": f"one of {PRETRAIN_DATASETS}: a data set's training subjects of --fold, or 'videos' (every video "
-                "under --data_root)"})
+    dataset: PretrainDatasetName = field(default="synthetic", metadata={
+        "help": "a data set of processing/dataset_registry.py (its training subjects of --fold), or 'videos': every "
+                "video file and frame folder under --data_root"})
     mask_ratio: float = field(default=0.9, metadata={"help": "fraction of each frame's patches masked (tube masking)"})
     num_picture_clips: int = field(default=4, metadata={"help": "clips drawn in reconstructions.png (0: none)"})
 
     def __post_init__(self):
-        if self.dataset not in PRETRAIN_DATASETS:
-            raise ValueError(f"--dataset {self.dataset!r} is not one of {PRETRAIN_DATASETS}")
-        if self.dataset == "videos" and not self.data_root:
-            raise ValueError("--dataset videos needs --data_root (a folder of videos)")
+        check_choice("dataset", self.dataset, PRETRAIN_DATASETS)
+        if self.dataset != VIDEOS:
+            super().__post_init__()  # the fold, framing and cache checks of hub_scripts.train
+        else:
+            self.check_folder_options()
+        if self.cache_encoder_features:
+            raise ValueError("--cache_encoder_features is for fine-tuning a frozen encoder: pretraining trains it")
         if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"--mask_ratio must be in (0, 1), got {self.mask_ratio}")
+            raise ValueError(f"--mask_ratio must be in (0, 1); got {self.mask_ratio}")
         if self.num_picture_clips < 0:
-            raise ValueError("--num_picture_clips must be >= 0")
+            raise ValueError(f"--num_picture_clips must be >= 0; got {self.num_picture_clips}")
+
+    def check_folder_options(self) -> None:
+        """The checks of ``--dataset videos`` (no folds, no subjects)."""
+        if not self.data_root:
+            raise ValueError("--dataset videos needs --data_root (a folder of videos or frame folders)")
+        if self.resize_mode is not None:
+            check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
+        if self.preprocessing_num_workers < 0:
+            raise ValueError(f"--preprocessing_num_workers must be >= 0; got {self.preprocessing_num_workers}")
+
+    @property
+    def framing(self) -> str:
+        """``--resize_mode``, else the data set's default (``full_frame`` for a folder of videos)."""
+        if self.dataset == VIDEOS:
+            return self.resize_mode or "full_frame"
+        return super().framing
 
 
 @dataclass
 class PretrainModelArguments:
-    preset: str = field(default="tiny", metadata={"help": f"encoder sizes of this MTCAE preset: {sorted(PRESETS)}"})
+    """Which encoder to pretrain (checked on construction)."""
+
+    preset: PresetName = field(default="tiny", metadata={"help": "the encoder sizes of this MTCAE preset"})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "continue from a VideoMAE checkpoint (a VideoMAEForPreTraining; an encoder alone gets a new decoder)"})
     image_size: int | None = field(default=None, metadata={"help": "override the preset's input size (e.g. 160)"})
@@ -116,20 +142,25 @@ class PretrainModelArguments:
     decoder_num_attention_heads: int | None = field(default=None, metadata={"help": "default: 4 (tiny), 6"})
     decoder_intermediate_size: int | None = field(default=None, metadata={"help": "default: 128 (tiny), 1536"})
     norm_pix_loss: bool = field(default=True, metadata={"help": "normalised-pixel target (VideoMAE's default)"})
-    patch_embedding_init: str = field(default="auto", metadata={
+    patch_embedding_init: Literal["auto", "pca", "random"] = field(default="auto", metadata={
         "help": "pca (PCA-whitened tubelet embedding from training clips, as hub_scripts.train), random, or auto: "
                 "pca unless --model_name_or_path"})
 
     def __post_init__(self):
-        if self.preset not in PRESETS:
-            raise ValueError(f"--preset {self.preset!r} is not one of {sorted(PRESETS)}")
-        if self.patch_embedding_init not in ("auto", "pca", "random"):
-            raise ValueError(f"--patch_embedding_init must be auto, pca or random, got {self.patch_embedding_init!r}")
+        check_choice("preset", self.preset, tuple(PRESETS))
+        check_choice("patch_embedding_init", self.patch_embedding_init, ("auto", "pca", "random"))
+        check_positive(image_size=self.image_size, num_frames=self.num_frames,
+                       **{name: getattr(self, name) for name in DECODER_SIZES["default"]})
 
     def decoder_sizes(self) -> dict:
         sizes = dict(DECODER_SIZES.get(self.preset, DECODER_SIZES["default"]))
         sizes.update({k: getattr(self, k) for k in sizes if getattr(self, k) is not None})
         return sizes
+
+    @property
+    def uses_pca_init(self) -> bool:
+        return self.patch_embedding_init == "pca" or (
+            self.patch_embedding_init == "auto" and not self.model_name_or_path)
 
 
 @dataclass
@@ -149,10 +180,14 @@ class PretrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="none")
-    dataloader_num_workers: int = field(default=0)
+    dataloader_num_workers: int = field(
+        default=-1, metadata={"help": "-1 (auto): as hub_scripts.train (0 without a GPU); the workers start anew in "
+                                      "each epoch, whose number draws the masks"})
     seed: int = field(default=42)
 
     def __post_init__(self):
+        if self.dataloader_num_workers < 0:
+            self.dataloader_num_workers = default_dataloader_workers()
         if self.bf16 and not self.use_cpu and not torch.cuda.is_available():
             self.use_cpu = True  # Trainer refuses bf16 without an accelerator unless told to run on the CPU
         super().__post_init__()
@@ -160,7 +195,13 @@ class PretrainingArguments(TrainingArguments):
             raise ValueError("pretrain.py has no evaluation split (never the test subjects): leave --eval_strategy "
                              "at 'no'; the logged training loss is the reconstruction loss")
         if self.remove_unused_columns:
-            raise ValueError("--remove_unused_columns must stay False: clips are decoded on the fly from their paths")
+            raise ValueError("--remove_unused_columns must stay False: the clips are read from their paths")
+        if self.dataloader_persistent_workers:
+            raise ValueError("--dataloader_persistent_workers would keep the first epoch's masks and jitter in the "
+                             "workers (each epoch draws its own): leave it off")
+        if self.push_to_hub:
+            raise ValueError("--push_to_hub uploads MTCAE-DFER repos: upload the pretrained encoder folder with "
+                             "`hf upload` instead")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -181,8 +222,8 @@ class TubeMasking:
     def __post_init__(self):
         self.num_masked = int(self.mask_ratio * self.patches_per_frame)  # as VideoMAE's TubeMaskingGenerator
         if not 0 < self.num_masked < self.patches_per_frame:
-            raise ValueError(f"mask_ratio {self.mask_ratio} masks {self.num_masked} of {self.patches_per_frame} patches "
-                             "per frame: at least one must be masked and one visible")
+            raise ValueError(f"mask_ratio {self.mask_ratio} masks {self.num_masked} of {self.patches_per_frame} "
+                             "patches per frame: at least one must be masked and one visible")
 
     @classmethod
     def for_config(cls, config: VideoMAEConfig, mask_ratio: float) -> TubeMasking:
@@ -197,23 +238,21 @@ class TubeMasking:
 
 
 class MaskedClipTransform:
-    """``set_transform`` for unlabelled clips: ClipTransform's decoding, then a tube mask per clip.
+    """``set_transform`` for unlabelled clips: a clip transform's ``pixel_values``, then a tube mask per clip.
 
     The jitter, flip and mask of a batch are drawn from a generator seeded by (``seed``, ``epoch``, the batch's
     clips), not from the global RNG at fetch time: Trainer's data loader fetches one batch ahead, so fetch-time
     draws would make a run resumed mid-epoch differ from an uninterrupted one. :class:`EpochSeed` sets ``epoch``.
 
     Args:
-        processor: the video processor (frames, size, framing, normalisation).
+        clips: the training clip transform (:class:`PreparedClipTransform` reading the prepared-clip cache, or the
+            on-the-fly :class:`ClipTransform`); it draws its jitter and flips from torch's global RNG.
         masking: the tube masking.
-        train: temporal jitter (and ``random_flip``) as in fine-tuning.
-        random_flip: mirror half of the clips left-right.
         seed: the run's seed.
     """
 
-    def __init__(self, processor: MTCAEVideoProcessor, masking: TubeMasking, train: bool = True,
-                 random_flip: bool = False, seed: int = 0):
-        self.clips = ClipTransform(processor, train=train, random_flip=random_flip)
+    def __init__(self, clips: PreparedClipTransform | ClipTransform, masking: TubeMasking, seed: int = 0):
+        self.clips = clips
         self.masking = masking
         self.seed = seed
         self.epoch = 0
@@ -223,11 +262,20 @@ class MaskedClipTransform:
         return int(np.random.SeedSequence([self.seed, self.epoch, key]).generate_state(1)[0])
 
     def __call__(self, batch: dict) -> dict[str, torch.Tensor]:
-        with torch.random.fork_rng(devices=[]):  # ClipTransform draws from torch's RNG: give it this batch's seed
+        with torch.random.fork_rng(devices=[]):  # the clip transform draws from torch's RNG: give it this batch's seed
             torch.manual_seed(self.batch_seed(batch["rel_path"]))
             pixel_values = self.clips(batch)["pixel_values"]
             mask = self.masking(len(pixel_values))
         return {"pixel_values": pixel_values, "bool_masked_pos": mask}
+
+
+def training_clips(eval_transform: PreparedClipTransform | ClipTransform,
+                   data_args: PretrainDataArguments) -> PreparedClipTransform | ClipTransform:
+    """The training counterpart of the run's evaluation transform (same source: cache or decoding)."""
+    if isinstance(eval_transform, PreparedClipTransform):
+        return PreparedClipTransform(eval_transform.cache, train=data_args.temporal_jitter,
+                                     random_flip=data_args.random_flip, face_targets=False)
+    return ClipTransform(eval_transform.processor, train=data_args.temporal_jitter, random_flip=data_args.random_flip)
 
 
 class EpochSeed(TrainerCallback):
@@ -254,7 +302,8 @@ def unpatchify(patches: torch.Tensor, shape: torch.Size, tubelet: int, patch: in
     return grid.permute(0, 1, 4, 7, 2, 5, 3, 6).reshape(shape)
 
 
-def pixel_targets(pixel_values: torch.Tensor, config: VideoMAEConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def pixel_targets(pixel_values: torch.Tensor, config: VideoMAEConfig,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(targets (B, tokens, values), per-patch mean, per-patch std) exactly as VideoMAEForPreTraining builds them.
 
     The model un-normalises ``pixel_values`` with ImageNet's mean/std; with ``norm_pix_loss`` each patch and channel
@@ -295,39 +344,46 @@ def reconstruct(pixel_values: torch.Tensor, logits: torch.Tensor, mask: torch.Te
 # ------------------------------------------------------------------------------------------------
 # Data and model
 # ------------------------------------------------------------------------------------------------
-def load_clips(data_args: PretrainDataArguments, seed: int):
-    """(clips, root, summary): a folder's videos, or a data set's training subjects of ``--fold``."""
+def find_frame_folders(root: Path) -> list[str]:
+    """POSIX paths, relative to ``root``, of the folders under it that hold frame images (one clip each)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if any(not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
+            found.append(Path(dirpath).relative_to(root).as_posix())
+            dirnames[:] = []  # the frames of one clip, not more clips
+    return found
+
+
+def folder_clips(root: Path) -> FoldData:
+    """Every video file and frame folder under ``root``, as the training split of a fold without subjects."""
     from datasets import Dataset
 
     from processing.datasets import LoadReport, find_video_files
 
-    if data_args.dataset == "videos":
-        root = Path(data_args.data_root)
-        report = LoadReport(dataset="videos", root=str(root))
-        rel_paths = find_video_files(root, report)
-        if not rel_paths:
-            raise FileNotFoundError(f"no video files under {root}")
-        clips = Dataset.from_dict({"video": [str(root / rel) for rel in rel_paths], "rel_path": rel_paths})
-        return clips, root, {"dataset": "videos", "invalid_files": report.invalid, "warnings": report.warnings}
-    table, report, root = load_table(data_args)
-    fold = split_fold(table, data_args, seed)
-    clips = fold.select(table)["train"]
-    summary = {"dataset": data_args.dataset, "fold": data_args.fold, "pretrain_subjects": fold.train_subjects,
-               "excluded_val_subjects": fold.val_subjects, "excluded_test_subjects": fold.test_subjects,
-               "invalid_files": report.invalid}
-    return clips.select_columns(["video", "rel_path"]), root, summary
+    report = LoadReport(dataset=VIDEOS, root=str(root))
+    rel_paths = sorted(find_video_files(root, report) + find_frame_folders(root))
+    if not rel_paths:
+        raise FileNotFoundError(f"--data_root {root} holds no video file and no folder of frame images")
+    report.num_loaded = len(rel_paths)
+    clips = Dataset.from_dict({"video": [str(root / rel) for rel in rel_paths], "rel_path": rel_paths})
+    return FoldData({"train": clips}, None, [], root, report, {})
 
 
-def with_face_labels(clips, data_args: PretrainDataArguments, root: Path, processor: MTCAEVideoProcessor):
-    """Joins the data set's face-label cache (the face framing modes need it), as hub_scripts.train does."""
-    cache_path = Path(data_args.annotations) if data_args.annotations else root / "face_labels.parquet"
-    if cache_path.exists():
-        return attach_face_labels(clips, AnnotationCache(cache_path),
-                                  sampler_key(processor.sampling_mode, processor.num_frames))
-    if processor.resize_mode in ("face_crop", "face_align"):
-        raise FileNotFoundError(f"--resize_mode {processor.resize_mode} needs face labels, and there is no face-label "
-                                f"cache at {cache_path}: run mtcae-annotate first (or pass --annotations).")
-    return clips
+def load_clips(data_args: PretrainDataArguments, training_args: PretrainingArguments) -> tuple[FoldData, dict]:
+    """``(data, summary)``: a folder's clips, or the training subjects of a data set's ``--fold`` (split "train")."""
+    if data_args.dataset == VIDEOS:
+        data = folder_clips(Path(data_args.data_root))
+        if data_args.max_train_samples:
+            data.splits["train"] = data.splits["train"].shuffle(seed=training_args.seed).select(
+                range(min(data_args.max_train_samples, len(data.splits["train"]))))
+        return data, {"dataset": VIDEOS, "invalid_files": data.report.invalid, "warnings": data.report.warnings}
+    data = load_fold(data_args, training_args)
+    data.splits = {"train": data.splits["train"]}  # never the validation or test subjects
+    fold = data.fold
+    return data, {"dataset": data_args.dataset, "fold": fold.number, "pretrain_subjects": fold.train_subjects,
+                  "excluded_val_subjects": fold.val_subjects, "excluded_test_subjects": fold.test_subjects,
+                  "invalid_files": data.report.invalid}
 
 
 def encoder_config(model_args: PretrainModelArguments) -> VideoMAEConfig:
@@ -351,30 +407,36 @@ def build_model(model_args: PretrainModelArguments) -> VideoMAEForPreTraining:
     return model
 
 
-def init_patch_embedding_from_data(model: VideoMAEForPreTraining, pixel_values: torch.Tensor) -> torch.Tensor:
-    """MTCAE-DFER's PCA-whitened tubelet embedding (``MTCAEModel.init_patch_embedding_from_data``) on this encoder."""
-    from modeling_mtcae.modeling_mtcae import MTCAEModel
+def fine_tuning_processor(config: VideoMAEConfig, preset: str, framing: str) -> MTCAEVideoProcessor:
+    """The processor of ``hub_scripts.train --encoder OUTPUT_DIR --preset PRESET`` (the runs share prepared clips)."""
+    encoder = {name: getattr(config, name) for name in INPUT_FIELDS}
+    return processor_for(MTCAEConfig.from_preset(preset, encoder_config=encoder), framing)
 
-    holder = SimpleNamespace(encoder=model.videomae, check_pixel_values=lambda values: None)
-    return MTCAEModel.init_patch_embedding_from_data(holder, pixel_values)
+
+class EncoderPCAStart:
+    """What :func:`hub_scripts.train.init_patch_embedding` needs of a model, for a ``VideoMAEForPreTraining``.
+
+    The PCA-whitened tubelet embedding of ``MTCAEModel.init_patch_embedding_from_data``, applied to this
+    model's encoder.
+    """
+
+    def __init__(self, model: VideoMAEForPreTraining):
+        self.encoder = model.videomae
+
+    def check_pixel_values(self, pixel_values: torch.Tensor) -> None:
+        """The clips come from the run's own processor (sized for this encoder)."""
+
+    def init_patch_embedding_from_data(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return MTCAEModel.init_patch_embedding_from_data(self, pixel_values)
 
 
 # ------------------------------------------------------------------------------------------------
 # Picture
 # ------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def save_reconstructions(model: VideoMAEForPreTraining, clips, processor: MTCAEVideoProcessor,
-                         masking: TubeMasking, path: Path, num_clips: int = 4, num_frames_shown: int = 4) -> Path:
-    """Original / masked / reconstructed frames of ``num_clips`` clips (no jitter, a fixed mask) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from hub_scripts.plots import save_figure
-
-    picked = np.unique(np.linspace(0, len(clips) - 1, min(num_clips, len(clips))).round().astype(int)).tolist()
-    pixel_values = ClipTransform(processor, train=False)(clips.select(picked)[:])["pixel_values"]
+def reconstruction_rows(model: VideoMAEForPreTraining, pixel_values: torch.Tensor, masking: TubeMasking,
+                        processor: MTCAEVideoProcessor) -> list[tuple[str, torch.Tensor]]:
+    """``[(name, clips in [0, 1])]`` for the original, masked and reconstructed clips (a fixed mask)."""
     mask = masking(len(pixel_values), generator=torch.Generator().manual_seed(0))
     was_training = model.training
     model.eval()
@@ -384,8 +446,23 @@ def save_reconstructions(model: VideoMAEForPreTraining, clips, processor: MTCAEV
     masked, rebuilt = reconstruct(pixel_values, logits, mask, model.config)
     mean = torch.tensor(processor.image_mean).view(1, 1, 3, 1, 1)
     std = torch.tensor(processor.image_std).view(1, 1, 3, 1, 1)
-    rows = [(name, (video * std + mean).clamp(0, 1)) for name, video in
+    return [(name, (video * std + mean).clamp(0, 1)) for name, video in
             (("original", pixel_values), ("masked", masked), ("reconstructed", rebuilt))]
+
+
+def save_reconstructions(model: VideoMAEForPreTraining, clips, eval_transform, masking: TubeMasking, path: Path,
+                         num_clips: int = 4, num_frames_shown: int = 4) -> Path:
+    """Original / masked / reconstructed frames of ``num_clips`` clips (evaluation frames, a fixed mask) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hub_scripts.plots import save_figure
+
+    picked = np.unique(np.linspace(0, len(clips) - 1, min(num_clips, len(clips))).round().astype(int)).tolist()
+    pixel_values = eval_transform(clips.with_format(None).select(picked)[:])["pixel_values"]
+    rows = reconstruction_rows(model, pixel_values, masking, eval_transform.processor)
     frames = np.linspace(0, pixel_values.shape[1] - 1, num_frames_shown).round().astype(int)
     fig, axes = plt.subplots(3 * len(picked), len(frames), figsize=(1.6 * len(frames), 1.6 * 3 * len(picked)),
                              squeeze=False)
@@ -397,66 +474,80 @@ def save_reconstructions(model: VideoMAEForPreTraining, clips, processor: MTCAEV
                 ax.set_xticks([]), ax.set_yticks([])
                 if c == 0:
                     ax.set_ylabel(f"clip {clip + 1}\n{name}", fontsize=7)
-    fig.suptitle(f"tube mask {masking.num_masked}/{masking.patches_per_frame} patches per frame; frames {frames.tolist()}\n"
-                 "masked patches: predicted normalised pixels x the original patch's std + its mean", fontsize=7)
+    fig.suptitle(f"tube mask {masking.num_masked}/{masking.patches_per_frame} patches per frame; frames "
+                 f"{frames.tolist()}\nmasked patches: predicted normalised pixels x the original patch's std + its "
+                 "mean", fontsize=7)
     return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------------------
 # Main
 # ------------------------------------------------------------------------------------------------
+def prepare_pretraining(data_args: PretrainDataArguments, model_args: PretrainModelArguments,
+                        training_args: PretrainingArguments):
+    """``(data, summary, model, processor, eval_transform)``: the clips set up as ``hub_scripts.train`` sets them."""
+    data, summary = load_clips(data_args, training_args)
+    model = build_model(model_args)
+    processor = fine_tuning_processor(model.config, model_args.preset, data_args.framing)
+    data.splits = with_face_labels(data.splits, data_args, data.root, processor)
+    inputs = prepared_inputs if data_args.use_prepared_cache else on_the_fly_inputs
+    eval_transform = inputs(data, data_args, processor, training_args)  # unreadable clips left out (data.unreadable)
+    if model_args.uses_pca_init and not training_args.resume_from_checkpoint:
+        init_patch_embedding(EncoderPCAStart(model), data.splits["train"], eval_transform)
+    summary.update(clip_source=(f"prepared-clip cache {eval_transform.cache.cache_dir}"
+                                if data_args.use_prepared_cache else "decoded on the fly"),
+                   resize_mode=data_args.framing)
+    return data, summary, model, processor, eval_transform
+
+
 def run(data_args: PretrainDataArguments, model_args: PretrainModelArguments, training_args: PretrainingArguments,
         callbacks: list | None = None) -> dict:
     """Pretrain and save; returns Trainer's train metrics plus what was pretrained on."""
+    from hub_scripts.trainer import MTCAETrainer
+
     set_seed(training_args.seed)
-    output_dir = Path(training_args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(output_dir, os.W_OK):
-        raise PermissionError(f"--output_dir {output_dir} is not writable")
-    clips, root, summary = load_clips(data_args, training_args.seed)
-    with training_args.main_process_first(desc="probing videos"):
-        bad_videos = find_unreadable_videos(sorted(clips["video"]))
-    if bad_videos:
-        clips = clips.filter(lambda row: row["video"] not in bad_videos)
-    model = build_model(model_args)
-    config = model.config
-    resize_mode = data_args.resize_mode or DEFAULT_RESIZE_MODES.get(data_args.dataset, "full_frame")
-    processor = MTCAEVideoProcessor(num_frames=config.num_frames, resize_mode=resize_mode,
-                                    size={"height": config.image_size, "width": config.image_size})
-    clips = with_face_labels(clips, data_args, root, processor)
-    pca = model_args.patch_embedding_init == "pca" or (
-        model_args.patch_embedding_init == "auto" and not model_args.model_name_or_path)
-    if pca and not training_args.resume_from_checkpoint:
-        init_patch_embedding(SimpleNamespace(init_patch_embedding_from_data=lambda pv: init_patch_embedding_from_data(
-            model, pv)), clips, processor)
-    masking = TubeMasking.for_config(config, data_args.mask_ratio)
-    transform = MaskedClipTransform(processor, masking, train=True, random_flip=data_args.random_flip,
-                                    seed=training_args.seed)
-    trainer = Trainer(model=model, args=training_args, train_dataset=clips.with_transform(transform),
-                      processing_class=processor, callbacks=[*(callbacks or []), EpochSeed(transform)])
+    check_output_dir(training_args.output_dir)
+    data, summary, model, processor, eval_transform = prepare_pretraining(data_args, model_args, training_args)
+    clips = data.splits["train"]
+    masking = TubeMasking.for_config(model.config, data_args.mask_ratio)
+    transform = MaskedClipTransform(training_clips(eval_transform, data_args), masking, seed=training_args.seed)
+    clips.set_transform(transform)
+    # MTCAETrainer: a NaN / infinite loss stops the run instead of saving a broken encoder.
+    trainer = MTCAETrainer(model=model, args=training_args, train_dataset=clips, processing_class=processor,
+                           callbacks=[*(callbacks or []), EpochSeed(transform)])
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
     metrics = {**result.metrics, "num_clips": len(clips), "global_step": trainer.state.global_step}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
+    summary.update(num_clips=len(clips), unreadable_videos=data.unreadable, mask_ratio=data_args.mask_ratio,
+                   encoder_config=model.config.to_diff_dict())
     if trainer.is_world_process_zero():
-        if data_args.num_picture_clips:
-            picture = save_reconstructions(model, clips, processor, masking, output_dir / "reconstructions.png",
-                                           data_args.num_picture_clips)
-            logger.info("Reconstructions of %d clips written to %s", data_args.num_picture_clips, picture)
-        summary.update(num_clips=len(clips), unreadable_videos=bad_videos, resize_mode=resize_mode,
-                       mask_ratio=data_args.mask_ratio, encoder_config=config.to_diff_dict())
-        (output_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        print(f"\nPretrained encoder saved to {output_dir}: fine-tune it with "
-              f"`python -m hub_scripts.train --encoder {output_dir} --preset {model_args.preset}`")
+        write_outputs(model, clips, eval_transform, masking, summary, data_args, model_args, training_args)
     return {**metrics, **summary}
 
 
-def parse_args(argv: list[str] | None = None):
-    parser = HfArgumentParser((PretrainDataArguments, PretrainModelArguments, PretrainingArguments))
-    if argv is None and len(sys.argv) == 2 and sys.argv[1].endswith(".json"):
-        return parser.parse_json_file(os.path.abspath(sys.argv[1]))
-    return parser.parse_args_into_dataclasses(args=argv)
+def write_outputs(model, clips, eval_transform, masking: TubeMasking, summary: dict, data_args: PretrainDataArguments,
+                  model_args: PretrainModelArguments, training_args: PretrainingArguments) -> None:
+    """``reconstructions.png`` and ``pretrain_summary.json``, and a printed summary."""
+    output_dir = Path(training_args.output_dir)
+    if data_args.num_picture_clips:
+        picture = save_reconstructions(model, clips, eval_transform, masking, output_dir / "reconstructions.png",
+                                       data_args.num_picture_clips)
+        logger.info("Reconstructions of %d clips written to %s", data_args.num_picture_clips, picture)
+    (output_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if summary["unreadable_videos"]:
+        print(f"\n{len(summary['unreadable_videos'])} video(s) could not be read and were left out:")
+        for path, reason in summary["unreadable_videos"].items():
+            print(f"  {path}: {reason}")
+    print(f"\nPretrained encoder ({summary['num_clips']} clips, {summary['clip_source']}) saved to {output_dir}: "
+          f"fine-tune it with `mtcae-train --encoder {output_dir} --preset {model_args.preset}`")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PretrainDataArguments, PretrainModelArguments,
+                                                      PretrainingArguments]:
+    return parse_arguments((PretrainDataArguments, PretrainModelArguments, PretrainingArguments), argv,
+                           prog="mtcae-pretrain", description=__doc__)
 
 
 def main(argv: list[str] | None = None) -> dict:

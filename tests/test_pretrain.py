@@ -1,15 +1,22 @@
 """hub_scripts/pretrain.py: tube masking and targets against transformers' VideoMAEForPreTraining, a one-epoch
-run on a tiny synthetic set, its checkpoint in hub_scripts.train --encoder and from_videomae, resume, bf16."""
+run on a tiny synthetic set read from the prepared-clip cache, its checkpoint in hub_scripts.train --encoder and
+from_videomae, resume, bf16 on a folder of videos and frame folders."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
+from test_training_runs import QUICK_ARGS as TRAIN_QUICK_ARGS
+from test_training_runs import StopAtStep, synthetic_root  # noqa: F401  (the shared tiny synthetic set)
 from transformers import TrainerCallback, VideoMAEConfig, VideoMAEForPreTraining
 
 from hub_scripts.pretrain import TubeMasking, parse_args, pixel_targets, reconstruct, run
@@ -19,34 +26,23 @@ QUICK_ARGS = ["--synthetic_actors", "4", "--synthetic_clips_per_class", "1", "--
               "--per_device_train_batch_size", "4", "--logging_steps", "1", "--num_picture_clips", "0"]
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory) -> Path:
-    from processing.synthetic import generate_synthetic_dfer
+class RecordTrainingClips(TrainerCallback):
+    """Records the transform of the data set Trainer trains on."""
 
-    # The renderer's default clip length and size: what hub_scripts.train / pretrain ask for, so nothing re-renders.
-    root = tmp_path_factory.mktemp("synthetic") / "synth"
-    generate_synthetic_dfer(root, num_actors=4, clips_per_class=1, num_workers=0, progress=False)
-    return root
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        self.dataset = train_dataloader.dataset
+        self.transform = self.dataset.format["format_kwargs"]["transform"]
 
 
 @pytest.fixture(scope="module")
-def pretrained_dir(synthetic_root, tmp_path_factory) -> Path:
-    output_dir = tmp_path_factory.mktemp("pretrain") / "tiny"
+def pretrained(synthetic_root, tmp_path_factory) -> tuple[Path, Path, RecordTrainingClips]:  # noqa: F811
+    """``(output_dir, prepared-clip cache folder, what the run trained on)`` of a one-epoch pretraining."""
+    folder = tmp_path_factory.mktemp("pretrain")
+    output_dir, cache_dir, record = folder / "tiny", folder / "prepared", RecordTrainingClips()
     run(*parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--num_train_epochs", "1",
-                     "--num_picture_clips", "2", "--output_dir", str(output_dir)]))
-    return output_dir
-
-
-class StopAtStep(TrainerCallback):
-    """Simulates a job killed right after the checkpoint of `step` was written."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
-        return control
+                     "--num_picture_clips", "2", "--prepared_cache_dir", str(cache_dir),
+                     "--output_dir", str(output_dir)]), callbacks=[record])
+    return output_dir, cache_dir, record
 
 
 def _tiny_pretraining_config(**overrides) -> VideoMAEConfig:
@@ -92,9 +88,11 @@ def test_targets_are_the_models_and_a_perfect_prediction_reconstructs_the_clip(n
     assert torch.equal(masked[visible], masked_rebuilt[visible])
 
 
-def test_pretraining_uses_only_training_subjects_and_writes_checkpoint_and_picture(pretrained_dir, synthetic_root):
+def test_pretraining_uses_only_training_subjects_and_writes_checkpoint_and_picture(pretrained,
+                                                                                   synthetic_root):  # noqa: F811
     from hub_scripts.train import DataArguments, load_table, split_fold
 
+    pretrained_dir = pretrained[0]
     summary = json.loads((pretrained_dir / "pretrain_summary.json").read_text())
     data_args = DataArguments(data_root=str(synthetic_root), synthetic_actors=4, synthetic_clips_per_class=1,
                               num_folds=2)
@@ -113,12 +111,42 @@ def test_pretraining_uses_only_training_subjects_and_writes_checkpoint_and_pictu
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
 
 
-def test_pretrained_encoder_loads_in_from_videomae_and_train_with_no_missing_keys(pretrained_dir, synthetic_root,
-                                                                                   tmp_path):
+def test_pretraining_reads_the_training_subjects_clips_from_the_prepared_cache(pretrained,
+                                                                               synthetic_root):  # noqa: F811
+    from hub_scripts.train import DataArguments, ModelArguments, load_table, run_processor, split_fold, with_face_labels
+    from processing.prepared_cache import PreparedClipCache
+    from processing.prepared_clips import PreparedClipTransform, face_labels_of
+
+    pretrained_dir, cache_dir, record = pretrained
+    data_args = DataArguments(data_root=str(synthetic_root), synthetic_actors=4, synthetic_clips_per_class=1,
+                              num_folds=2)
+    table = load_table(data_args)[0]
+    splits = split_fold(table, data_args, seed=42).select(table)
+    entries = sorted(cache_dir.glob("*/*.safetensors"))
+    cached = set()
+    for entry in entries:
+        with safe_open(str(entry), framework="pt") as handle:
+            cached.add(handle.metadata()["video"])
+    assert len(entries) == len(cached) == len(splits["train"])  # one entry per training clip, nothing else
+    assert cached == set(splits["train"]["video"])
+    assert not cached & (set(splits["test"]["video"]) | set(splits["validation"]["video"]))
+    # Trainer's clips: the training transform reads those entries (with temporal jitter), not the videos.
+    clips = record.transform.clips
+    assert isinstance(clips, PreparedClipTransform) and clips.train and clips.cache.cache_dir == cache_dir
+    assert {str(path) for path in record.dataset.with_format(None)["prepared_entry"]} == {str(e) for e in entries}
+    # They are the entries that fine-tuning this encoder (train --encoder DIR) reads for its training split.
+    fine_tuning = PreparedClipCache(cache_dir, run_processor(data_args, ModelArguments(encoder=str(pretrained_dir))))
+    train = with_face_labels({"train": splits["train"]}, data_args, synthetic_root, fine_tuning.processor)["train"]
+    assert all((video, labels) in fine_tuning for video, labels in zip(train["video"], face_labels_of(train)))
+
+
+def test_pretrained_encoder_loads_in_from_videomae_and_train_with_no_missing_keys(pretrained, tmp_path,
+                                                                                   synthetic_root):  # noqa: F811
     from hub_scripts.train import ModelArguments, build_model
     from hub_scripts.train import parse_args as train_args
     from hub_scripts.train import run as train_run
 
+    pretrained_dir = pretrained[0]
     saved = load_file(str(pretrained_dir / "model.safetensors"))
     model = MTCAEForVideoClassification.from_videomae(str(pretrained_dir), preset="tiny", num_labels=7)
     assert model.encoder_loading_report["missing_keys"] == []
@@ -130,14 +158,14 @@ def test_pretrained_encoder_loads_in_from_videomae_and_train_with_no_missing_key
 
     built = build_model(ModelArguments(preset="tiny", encoder=str(pretrained_dir)), ["a", "b"])
     assert built.encoder_loading_report["missing_keys"] == [] and not built.mtcae.encoder_is_frozen
-    results = train_run(*train_args(["--data_root", str(synthetic_root), *QUICK_ARGS[:-2], "--encoder",
+    results = train_run(*train_args(["--data_root", str(synthetic_root), *TRAIN_QUICK_ARGS, "--encoder",
                                      str(pretrained_dir), "--max_steps", "1", "--eval_strategy", "no",
                                      "--save_strategy", "no", "--load_best_model_at_end", "False",
                                      "--output_dir", str(tmp_path / "finetune")]))
     assert 0.0 <= results["test_uar"] <= 1.0
 
 
-def test_resumed_pretraining_ends_with_the_weights_of_an_uninterrupted_run(synthetic_root, tmp_path):
+def test_resumed_pretraining_ends_with_the_weights_of_an_uninterrupted_run(synthetic_root, tmp_path):  # noqa: F811
     common = ["--data_root", str(synthetic_root), *QUICK_ARGS, "--per_device_train_batch_size", "2",
               "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--seed", "3"]
     full_dir, cut_dir = tmp_path / "full", tmp_path / "cut"
@@ -165,24 +193,43 @@ class RecordTrainingSetup(TrainerCallback):
         self.checkpointing = model.is_activation_checkpointing
 
 
-def test_bf16_and_activation_checkpointing_train_on_the_cpu(synthetic_root, tmp_path):
+def _write_frame_folder(folder: Path, num_frames: int, seed: int) -> None:
+    folder.mkdir(parents=True)
+    frames = np.random.default_rng(seed).integers(0, 256, (num_frames, 48, 64, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"img_{i}.png")
+
+
+def test_a_folder_of_videos_and_frame_folders_pretrains_in_bf16_with_activation_checkpointing(
+        tmp_path, synthetic_root):  # noqa: F811
+    root = tmp_path / "unlabelled"
+    (root / "speaker_a").mkdir(parents=True)
+    video = next(iter(sorted(synthetic_root.glob("Actor_01/*.mp4"))))
+    shutil.copy(video, root / "speaker_a" / "clip.mp4")
+    _write_frame_folder(root / "speaker_b" / "clip_1", 12, seed=0)
+    _write_frame_folder(root / "speaker_b" / "clip_2", 20, seed=1)
+    (root / "notes.txt").write_text("not a clip")
     record = RecordTrainingSetup()
-    results = run(*parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--bf16",
-                               "--activation_checkpointing", "--save_strategy", "no",
-                               "--output_dir", str(tmp_path / "bf16")]), callbacks=[record])
+    results = run(*parse_args(["--dataset", "videos", "--data_root", str(root), *QUICK_ARGS[6:], "--max_steps", "1",
+                               "--bf16", "--activation_checkpointing", "--save_strategy", "no",
+                               "--use_prepared_cache", "False", "--output_dir", str(tmp_path / "bf16")]),
+                  callbacks=[record])
     assert record.checkpointing and record.dtypes == {torch.bfloat16}  # CPU autocast in bf16
     assert results["global_step"] == 1 and math.isfinite(results["train_loss"])
+    assert results["num_clips"] == 3 and results["clip_source"] == "decoded on the fly"
+    assert results["resize_mode"] == "full_frame" and results["unreadable_videos"] == {}
     assert (tmp_path / "bf16" / "model.safetensors").is_file()
 
 
-def test_masks_and_jitter_are_a_function_of_seed_epoch_and_clips(synthetic_root):
+def test_masks_and_jitter_are_a_function_of_seed_epoch_and_clips(synthetic_root):  # noqa: F811
     from hub_scripts.pretrain import MaskedClipTransform
+    from processing.clip_transform import ClipTransform
     from processing.video_processing_mtcae import MTCAEVideoProcessor
 
     processor = MTCAEVideoProcessor(num_frames=16, size={"height": 56, "width": 56})
     clips = sorted(str(p.relative_to(synthetic_root)) for p in synthetic_root.glob("Actor_01/*.mp4"))[:2]
     batch = {"video": [str(synthetic_root / c) for c in clips], "rel_path": clips}
-    transform = MaskedClipTransform(processor, TubeMasking(8, 49), train=True, seed=1)
+    transform = MaskedClipTransform(ClipTransform(processor, train=True), TubeMasking(8, 49), seed=1)
     first, again = transform(batch), transform(batch)
     assert torch.equal(first["bool_masked_pos"], again["bool_masked_pos"])
     assert torch.equal(first["pixel_values"], again["pixel_values"])  # same temporal jitter
