@@ -3,11 +3,14 @@
 
 Supported layouts (``--layout``; ``auto`` tells HiCMAE and the LGI-Former apart from the key names):
 
-| layout | checkpoint | encoder sizes (published) | input |
-| --- | --- | --- | --- |
-| ``hicmae`` | HiCMAE (audio-visual MAE), ``{'model': ...}``; the video branch under ``encoder.`` | width 512, 10 layers, 8 heads, MLP 2048, patch 16, tubelet 2, final LayerNorm | 16 frames x 160 x 160 (800 tokens) |
-| ``s4d`` | S4D / UniLearn ``vit_base_voxceleb2+affectnet_100.pt``, ``{'model': ...}``, ``encoder.`` | ViT-B: width 768, 12 layers, 12 heads, MLP 3072, patch 16, tubelet 2, final LayerNorm | 16 frames x 160 x 160 (800 tokens) |
-| ``videomae`` | MCG-NJU VideoMAE pre-training (``encoder.``) or fine-tuning (no prefix, ``fc_norm`` + ``head``) files and other wrappers | read from the tensors; heads by width (ViT-S 6, 512: 8, B 12, L 16, H 16) | 224 px unless ``--image_size`` |
+- ``hicmae``: HiCMAE (audio-visual MAE), ``{'model': ...}``, the video branch under ``encoder.``; published sizes:
+  width 512, 10 layers, 8 heads, MLP 2048, patch 16, tubelet 2, final LayerNorm; input 16 frames x 160 x 160
+  (800 tokens).
+- ``s4d``: S4D / UniLearn ``vit_base_voxceleb2+affectnet_100.pt``, ``{'model': ...}``, ``encoder.``; ViT-B: width
+  768, 12 layers, 12 heads, MLP 3072, patch 16, tubelet 2, final LayerNorm; input 16 frames x 160 x 160 (800 tokens).
+- ``videomae``: MCG-NJU VideoMAE pre-training (``encoder.``) or fine-tuning (no prefix, ``fc_norm`` + ``head``)
+  files and other wrappers; sizes read from the tensors, heads by width (ViT-S 6, 512: 8, B 12, L 16, H 16); input
+  224 px unless ``--image_size``.
 
 Wrappers: the state dict may sit under ``model`` / ``module`` / ``state_dict`` (nested too); keys may carry
 ``module.`` (DDP) and the encoder ``encoder.`` or ``backbone.``. Conversion (after the prefix): ``patch_embed.proj``
@@ -15,11 +18,11 @@ Wrappers: the state dict may sit under ``model`` / ``module`` / ``state_dict`` (
 / ``layernorm_after``; the fused ``attn.qkv.weight`` is split by rows into ``attention.attention.query`` / ``key`` /
 ``value``; ``attn.q_bias`` / ``attn.v_bias`` become the query / value biases (VideoMAE's key has no bias); a fused
 ``attn.qkv.bias`` is split the same way, its key third dropped (a key bias adds the same amount to every score of a
-query, which softmax ignores); ``attn.proj`` -> ``attention.output.dense``; ``mlp.fc1`` / ``fc2`` -> ``intermediate.dense``
-/ ``output.dense``; layer-scale ``gamma_1`` / ``gamma_2`` are folded into ``attn.proj`` / ``mlp.fc2``; ``norm`` ->
-``layernorm`` (``use_mean_pooling=False``). A checkpoint with ``fc_norm`` and no ``norm`` is the mean-pooling
-variant (``use_mean_pooling=True``); ``fc_norm`` and ``head`` belong to the classifier, not to the encoder's
-tokens, and are reported as skipped. Positions are VideoMAE's fixed sinusoid table in all of these; a stored
+query, which softmax ignores); ``attn.proj`` -> ``attention.output.dense``; ``mlp.fc1`` / ``fc2`` ->
+``intermediate.dense`` / ``output.dense``; layer-scale ``gamma_1`` / ``gamma_2`` are folded into ``attn.proj`` /
+``mlp.fc2``; ``norm`` -> ``layernorm`` (``use_mean_pooling=False``). A checkpoint with ``fc_norm`` and no ``norm`` is
+the mean-pooling variant (``use_mean_pooling=True``); ``fc_norm`` and ``head`` belong to the classifier, not to the
+encoder's tokens, and are reported as skipped. Positions are VideoMAE's fixed sinusoid table in all of these; a stored
 ``pos_embed`` gives the input size and must equal that table. LayerNorm eps is 1e-6 (the original code's).
 
 Sizes (width, layers, MLP, patch, tubelet, channels) are read from the tensors and checked; the number of heads is
@@ -48,7 +51,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, VideoMAEConfig, VideoMAEModel
+from transformers import VideoMAEConfig, VideoMAEModel
+
+from hub_scripts.cli import parse_arguments
 
 logger = logging.getLogger("mtcae.convert")
 
@@ -363,12 +368,12 @@ class ConversionArguments:
 
     def __post_init__(self):
         if not Path(self.checkpoint).is_file():
-            raise FileNotFoundError(f"--checkpoint {self.checkpoint}: no such file")
+            raise ValueError(f"--checkpoint {self.checkpoint}: no such file")
         if self.layout != "auto" and self.layout not in LAYOUTS:
             raise ValueError(f"--layout {self.layout!r} is not one of auto, {', '.join(LAYOUTS)}")
         for name in ("num_frames", "image_size", "num_attention_heads"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(f"--{name} must be > 0; got {getattr(self, name)}")
 
 
 def convert_checkpoint(checkpoint_path: str | Path, output_dir: str | Path, num_frames: int = 16,
@@ -408,8 +413,7 @@ def format_report(report: dict, output_dir: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    parser = HfArgumentParser(ConversionArguments, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    (args,) = parse_arguments((ConversionArguments,), argv, prog="mtcae-convert-videomae", description=__doc__)
     report = convert_checkpoint(args.checkpoint, args.output_dir, args.num_frames, args.image_size,
                                 args.num_attention_heads, args.layout, args.allow_unused)
     print(format_report(report, args.output_dir))

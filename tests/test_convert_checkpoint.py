@@ -51,7 +51,8 @@ def original_forward(state: dict, pixel_values: torch.Tensor, num_heads: int, ep
             bias = torch.cat([block["attn.q_bias"], torch.zeros_like(block["attn.v_bias"]), block["attn.v_bias"]])
         else:
             bias = block.get("attn.qkv.bias")
-        qkv = F.linear(h, block["attn.qkv.weight"], bias).reshape(batch, tokens, 3, num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = F.linear(h, block["attn.qkv.weight"], bias)
+        qkv = qkv.reshape(batch, tokens, 3, num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         attention = ((q * (width // num_heads) ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
         h = F.linear((attention @ v).transpose(1, 2).reshape(batch, tokens, width),
@@ -81,16 +82,19 @@ def vit_tensors(width: int, depth: int, mlp: int, patch: int = 16, tubelet: int 
     for i in range(depth):
         b = f"blocks.{i}."
         for norm in ("norm1", "norm2"):
-            state[f"{b}{norm}.weight"], state[f"{b}{norm}.bias"] = 1 + _randn(width, scale=0.1), _randn(width, scale=0.1)
+            state[f"{b}{norm}.weight"] = 1 + _randn(width, scale=0.1)
+            state[f"{b}{norm}.bias"] = _randn(width, scale=0.1)
         state[b + "attn.qkv.weight"] = _randn(3 * width, width)
         if qkv_bias == "qv":
             state[b + "attn.q_bias"], state[b + "attn.v_bias"] = _randn(width, scale=0.1), _randn(width, scale=0.1)
         elif qkv_bias == "fused":
             state[b + "attn.qkv.bias"] = _randn(3 * width, scale=0.5)  # a non-zero key third, too
-        for name, (rows, cols) in {"attn.proj": (width, width), "mlp.fc1": (mlp, width), "mlp.fc2": (width, mlp)}.items():
+        linears = {"attn.proj": (width, width), "mlp.fc1": (mlp, width), "mlp.fc2": (width, mlp)}
+        for name, (rows, cols) in linears.items():
             state[f"{b}{name}.weight"], state[f"{b}{name}.bias"] = _randn(rows, cols), _randn(rows, scale=0.1)
         if layer_scale:
-            state[b + "gamma_1"], state[b + "gamma_2"] = 0.1 + _randn(width, scale=0.05), 0.1 + _randn(width, scale=0.05)
+            state[b + "gamma_1"] = 0.1 + _randn(width, scale=0.05)
+            state[b + "gamma_2"] = 0.1 + _randn(width, scale=0.05)
     if final_norm:
         state["norm.weight"], state["norm.bias"] = 1 + _randn(width, scale=0.1), _randn(width, scale=0.1)
     return state
@@ -236,7 +240,8 @@ def test_unknown_keys_stop_the_conversion_unless_allowed_and_are_reported(tmp_pa
     checkpoint = {"model": {**_prefixed("encoder.", encoder), "encoder.blocks.0.attn.rel_pos_bias": torch.zeros(3),
                             "teacher.proj.weight": torch.zeros(2, 2)}}
     torch.save(checkpoint, tmp_path / "odd.pth")
-    args = ["--checkpoint", str(tmp_path / "odd.pth"), "--num_frames", "2", "--image_size", "32", "--num_attention_heads", "4"]
+    args = ["--checkpoint", str(tmp_path / "odd.pth"), "--num_frames", "2", "--image_size", "32",
+            "--num_attention_heads", "4"]
     with pytest.raises(ValueError, match=r"2 keys belong neither.*rel_pos_bias.*teacher\.proj\.weight.*--allow_unused"):
         convert_main(args + ["--output_dir", str(tmp_path / "refused")])
     assert not (tmp_path / "refused" / "config.json").exists()
