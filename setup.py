@@ -66,6 +66,7 @@ setup(
             "mtcae-demo=hub_scripts.demo:main",
             "mtcae-push-to-hub=hub_scripts.push_to_hub:main",
             "mtcae-convert-videomae=hub_scripts.convert_videomae_checkpoint:main",
+            "mtcae-pretrain=hub_scripts.pretrain:main",
             "mtcae-annotate=hub_scripts.annotate:main",
             "mtcae-predict=hub_scripts.predict:main",
             "mtcae-prepare=hub_scripts.prepare:main",

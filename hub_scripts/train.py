@@ -316,7 +316,7 @@ def prepared_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVi
                    for name, split in drop_videos(data.splits, report.failed).items()}
     data.splits["train"].set_transform(PreparedClipTransform(cache, train=data_args.temporal_jitter,
                                                              random_flip=data_args.random_flip))
-    for name in ("validation", "test"):
+    for name in data.splits.keys() - {"train"}:  # validation, test (mtcae-pretrain has neither)
         data.splits[name].set_transform(PreparedClipTransform(cache))
     return PreparedClipTransform(cache)
 
@@ -328,7 +328,7 @@ def on_the_fly_inputs(data: FoldData, data_args: DataArguments, processor: MTCAE
     data.splits = drop_videos(data.splits, data.unreadable)
     data.splits["train"].set_transform(ClipTransform(processor, train=data_args.temporal_jitter,
                                                      random_flip=data_args.random_flip))
-    for name in ("validation", "test"):
+    for name in data.splits.keys() - {"train"}:
         data.splits[name].set_transform(ClipTransform(processor, train=False))
     return ClipTransform(processor, train=False)
 

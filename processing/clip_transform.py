@@ -56,7 +56,9 @@ class ClipTransform:
             generator=generator,
             return_tensors="pt",
         )
-        result = {"pixel_values": encoded["pixel_values"], "labels": torch.as_tensor(batch["label"], dtype=torch.long)}
+        result = {"pixel_values": encoded["pixel_values"]}
+        if "label" in batch:  # unlabelled clips (masked pretraining) have none
+            result["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         if face_labels is not None:
             result.update(
                 face_boxes=encoded["face_boxes"], face_landmarks=encoded["face_landmarks"],

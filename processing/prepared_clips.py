@@ -103,8 +103,9 @@ class PreparedClipTransform:
         # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
         generator = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if self.train else None
         clips = [self.clip(path, generator) for path in batch[ENTRY_COLUMN]]
-        result = {"pixel_values": torch.stack([c["pixel_values"] for c in clips]),
-                  "labels": torch.as_tensor(batch["label"], dtype=torch.long)}
+        result = {"pixel_values": torch.stack([c["pixel_values"] for c in clips])}
+        if "label" in batch:  # unlabelled clips (masked pretraining) have none
+            result["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
         if self.face_targets and all("face_boxes" in c for c in clips):
             for name in ("face_boxes", "face_landmarks", "face_mask"):
                 result[name] = torch.stack([c[name] for c in clips])

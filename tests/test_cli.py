@@ -12,7 +12,7 @@ import pytest
 SETUP = Path(__file__).resolve().parents[1] / "setup.py"
 # The tools built on hub_scripts.cli (HfArgumentParser dataclasses).
 DATACLASS_TOOLS = ("mtcae-train", "mtcae-cross-validate", "mtcae-ablate", "mtcae-synthetic", "mtcae-demo",
-                   "mtcae-push-to-hub")
+                   "mtcae-push-to-hub", "mtcae-pretrain", "mtcae-convert-videomae")
 
 
 def console_scripts() -> dict[str, str]:
@@ -48,7 +48,7 @@ def test_help_exits_cleanly(name, capsys):
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path, capsys):
-    from hub_scripts import demo, push_to_hub
+    from hub_scripts import convert_videomae_checkpoint, demo, pretrain, push_to_hub
     from processing import synthetic
 
     cases = [
@@ -58,6 +58,11 @@ def test_bad_options_are_refused_before_any_work(tmp_path, capsys):
         (demo.main, ["--preset", "huge"], "invalid choice"),
         (push_to_hub.main, [str(tmp_path), "--repo_id", "a/b", "--overwrite"], "--overwrite only applies"),
         (push_to_hub.main, ["--repo_id", "a/b", "--results_only"], "--results_only needs"),
+        (pretrain.main, ["--mask_ratio", "1", "--output_dir", str(tmp_path / "synth")], "--mask_ratio must be in"),
+        (pretrain.main, ["--dataset", "videos", "--output_dir", str(tmp_path / "synth")], "needs --data_root"),
+        (pretrain.main, ["--eval_strategy", "epoch", "--output_dir", str(tmp_path / "synth")], "no evaluation split"),
+        (convert_videomae_checkpoint.main, ["--checkpoint", str(tmp_path / "none.pth"), "--output_dir",
+                                            str(tmp_path / "synth")], "no such file"),
     ]
     for main, argv, message in cases:
         with pytest.raises(SystemExit) as info:
