@@ -117,8 +117,8 @@ class PretrainDataArguments(DataArguments):
             raise ValueError("--dataset videos needs --data_root (a folder of videos or frame folders)")
         if self.resize_mode is not None:
             check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
-        if self.preprocessing_num_workers < 0:
-            raise ValueError(f"--preprocessing_num_workers must be >= 0; got {self.preprocessing_num_workers}")
+        if self.preprocessing_num_workers < -1:
+            raise ValueError(f"--preprocessing_num_workers must be >= -1; got {self.preprocessing_num_workers}")
 
     @property
     def framing(self) -> str:
