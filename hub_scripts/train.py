@@ -183,7 +183,7 @@ class MTCAETrainingArguments(TrainingArguments):
     """TrainingArguments with this project's defaults (the tiny preset on the synthetic set)."""
 
     output_dir: str | None = field(default="outputs/mtcae-tiny-synthetic")
-    num_train_epochs: float = field(default=18.0)
+    num_train_epochs: float = field(default=16.0)
     learning_rate: float = field(default=1e-3)
     weight_decay: float = field(default=1e-3)
     warmup_steps: float = field(default=0.05)
