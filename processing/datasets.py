@@ -275,6 +275,61 @@ def attach_face_labels(dataset, annotations, sampler_key: str | None = None):
 # ----------------------------------------------------------------------------------------------------
 
 
+def _check_ravdess_options(num_classes: int, vocal: str, modalities: Sequence[str]) -> tuple[str, ...]:
+    """Validate :func:`load_ravdess`'s options; returns ``modalities`` as a tuple."""
+    if num_classes not in (7, 8):
+        raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
+    if vocal not in ("speech", "song", "both"):
+        raise ValueError(f"vocal must be 'speech', 'song' or 'both', got {vocal!r}")
+    modalities = tuple(modalities)
+    if "03" in modalities or not set(modalities) <= {"01", "02"}:
+        raise ValueError(f"modalities must be a subset of ('01', '02'), got {modalities}")
+    return modalities
+
+
+def _ravdess_name_problems(parts: list[str], codes: Sequence[str]) -> list[str]:
+    """What is wrong with a RAVDESS file name's seven codes (and its ``Actor_NN`` folder, if any)."""
+    modality, voc, emotion, intensity, statement, repetition, actor = codes
+    problems = []
+    if modality not in RAVDESS_MODALITIES:
+        problems.append(f"modality {modality} not in 01-03")
+    if voc not in RAVDESS_VOCAL:
+        problems.append(f"vocal channel {voc} not in 01-02")
+    if not 1 <= int(emotion) <= 8:
+        problems.append(f"emotion {emotion} not in 01-08")
+    for name, value in (("intensity", intensity), ("statement", statement), ("repetition", repetition)):
+        if value not in ("01", "02"):
+            problems.append(f"{name} {value} not in 01-02")
+    if int(actor) < 1:
+        problems.append(f"actor {actor} < 01")
+    if len(parts) == 2:
+        folder = re.fullmatch(r"Actor_(\d+)", parts[0])
+        if folder is None or int(folder.group(1)) != int(actor):
+            problems.append(f"actor {actor} does not match folder {parts[0]}")
+    return problems
+
+
+def _ravdess_row(root: Path, rel: str, codes: Sequence[str], num_classes: int) -> dict:
+    """The dataset row of a valid RAVDESS file (7 classes merge calm, code 02, into neutral)."""
+    modality, voc, emotion, intensity, statement, repetition, actor = codes
+    code = int(emotion)
+    label = code - 1 if num_classes == 8 else (0 if code <= 2 else code - 2)
+    return dict(
+        video=str(root / rel),
+        rel_path=rel,
+        label=label,
+        subject=actor,
+        actor=int(actor),
+        gender="male" if int(actor) % 2 else "female",
+        modality=modality,
+        vocal=RAVDESS_VOCAL[voc],
+        emotion_code=emotion,
+        intensity=int(intensity),
+        statement=int(statement),
+        repetition=int(repetition),
+    )
+
+
 def load_ravdess(
     root: str | os.PathLike,
     num_classes: int = 7,
@@ -301,41 +356,19 @@ def load_ravdess(
     """
     from datasets import Value
 
-    if num_classes not in (7, 8):
-        raise ValueError(f"num_classes must be 7 or 8, got {num_classes}")
-    if vocal not in ("speech", "song", "both"):
-        raise ValueError(f"vocal must be 'speech', 'song' or 'both', got {vocal!r}")
-    modalities = tuple(modalities)
-    if "03" in modalities or not set(modalities) <= {"01", "02"}:
-        raise ValueError(f"modalities must be a subset of ('01', '02'), got {modalities}")
+    modalities = _check_ravdess_options(num_classes, vocal, modalities)
     root = Path(root).expanduser().resolve()
     class_names = RAVDESS_7_CLASSES if num_classes == 7 else RAVDESS_8_CLASSES
     report = LoadReport("RAVDESS", str(root))
     rows = []
     for rel in find_video_files(root, report):
         parts = rel.split("/")
-        stem = Path(parts[-1]).stem
-        match = _RAVDESS_NAME.match(stem)
+        match = _RAVDESS_NAME.match(Path(parts[-1]).stem)
         if match is None or len(parts) > 2:
             report.invalid.append((rel, "expected Actor_NN/MM-VV-EE-II-SS-RR-AA.<ext>"))
             continue
-        modality, voc, emotion, intensity, statement, repetition, actor = match.groups()
-        problems = []
-        if modality not in RAVDESS_MODALITIES:
-            problems.append(f"modality {modality} not in 01-03")
-        if voc not in RAVDESS_VOCAL:
-            problems.append(f"vocal channel {voc} not in 01-02")
-        if not 1 <= int(emotion) <= 8:
-            problems.append(f"emotion {emotion} not in 01-08")
-        for name, value in (("intensity", intensity), ("statement", statement), ("repetition", repetition)):
-            if value not in ("01", "02"):
-                problems.append(f"{name} {value} not in 01-02")
-        if int(actor) < 1:
-            problems.append(f"actor {actor} < 01")
-        if len(parts) == 2:
-            folder = re.fullmatch(r"Actor_(\d+)", parts[0])
-            if folder is None or int(folder.group(1)) != int(actor):
-                problems.append(f"actor {actor} does not match folder {parts[0]}")
+        modality, voc = match.groups()[:2]
+        problems = _ravdess_name_problems(parts, match.groups())
         if problems:
             report.invalid.append((rel, "; ".join(problems)))
             continue
@@ -345,24 +378,7 @@ def load_ravdess(
         if modality not in modalities or (vocal != "both" and RAVDESS_VOCAL[voc] != vocal):
             report.filtered += 1
             continue
-        code = int(emotion)
-        label = code - 1 if num_classes == 8 else (0 if code <= 2 else code - 2)
-        rows.append(
-            dict(
-                video=str(root / rel),
-                rel_path=rel,
-                label=label,
-                subject=actor,
-                actor=int(actor),
-                gender="male" if int(actor) % 2 else "female",
-                modality=modality,
-                vocal=RAVDESS_VOCAL[voc],
-                emotion_code=emotion,
-                intensity=int(intensity),
-                statement=int(statement),
-                repetition=int(repetition),
-            )
-        )
+        rows.append(_ravdess_row(root, rel, match.groups(), num_classes))
     extra = {
         "actor": Value("int32"),
         "gender": Value("string"),
@@ -374,6 +390,20 @@ def load_ravdess(
         "repetition": Value("int32"),
     }
     return _finish(_build(rows, class_names, report, extra), report, return_report, annotations)
+
+
+def _crema_d_name_problems(actor: str, sentence: str, emotion: str, level: str) -> list[str]:
+    """What is wrong with a CREMA-D file name's four fields."""
+    problems = []
+    if not CREMA_D_ACTORS[0] <= int(actor) <= CREMA_D_ACTORS[1]:
+        problems.append(f"actor {actor} not in {CREMA_D_ACTORS[0]}-{CREMA_D_ACTORS[1]}")
+    if sentence not in CREMA_D_SENTENCES:
+        problems.append(f"sentence {sentence} unknown")
+    if emotion not in CREMA_D_CODES:
+        problems.append(f"emotion {emotion} not in {', '.join(CREMA_D_CODES)}")
+    if level not in CREMA_D_LEVELS:
+        problems.append(f"level {level} not in {', '.join(CREMA_D_LEVELS)}")
+    return problems
 
 
 def load_crema_d(
@@ -409,15 +439,7 @@ def load_crema_d(
             report.invalid.append((rel, "expected [VideoFlash/]AAAA_SSS_EEE_LL.<ext>"))
             continue
         actor, sentence, emotion, level = match.groups()
-        problems = []
-        if not CREMA_D_ACTORS[0] <= int(actor) <= CREMA_D_ACTORS[1]:
-            problems.append(f"actor {actor} not in {CREMA_D_ACTORS[0]}-{CREMA_D_ACTORS[1]}")
-        if sentence not in CREMA_D_SENTENCES:
-            problems.append(f"sentence {sentence} unknown")
-        if emotion not in CREMA_D_CODES:
-            problems.append(f"emotion {emotion} not in {', '.join(CREMA_D_CODES)}")
-        if level not in CREMA_D_LEVELS:
-            problems.append(f"level {level} not in {', '.join(CREMA_D_LEVELS)}")
+        problems = _crema_d_name_problems(actor, sentence, emotion, level)
         if problems:
             report.invalid.append((rel, "; ".join(problems)))
             continue
@@ -437,6 +459,33 @@ def load_crema_d(
         )
     extra = {"actor": Value("int32"), "sentence": Value("string"), "level": Value("string")}
     return _finish(_build(rows, CREMA_D_CLASSES, report, extra), report, return_report, annotations)
+
+
+def _check_mead_options(views: Sequence[str], levels: Sequence[int]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Validate :func:`load_mead`'s options; returns them as tuples."""
+    views = tuple(views)
+    levels = tuple(int(k) for k in levels)
+    if not set(views) <= set(MEAD_VIEWS):
+        raise ValueError(f"views must be in {MEAD_VIEWS}, got {views}")
+    if not set(levels) <= set(MEAD_LEVELS):
+        raise ValueError(f"levels must be in {MEAD_LEVELS}, got {levels}")
+    return views, levels
+
+
+def _mead_path_problems(view: str, emotion: str, level: int, name: str) -> list[str]:
+    """What is wrong with a MEAD file's view, emotion and level folders and its clip name."""
+    problems = []
+    if view not in MEAD_VIEWS:
+        problems.append(f"view {view} not in {', '.join(MEAD_VIEWS)}")
+    if emotion not in MEAD_CLASSES:
+        problems.append(f"emotion {emotion} not in {', '.join(MEAD_CLASSES)}")
+    if level not in MEAD_LEVELS:
+        problems.append(f"level {level} not in 1-3")
+    elif emotion == "neutral" and level != 1:
+        problems.append("neutral exists only at level_1")
+    if not re.fullmatch(r"\d{3}", Path(name).stem):
+        problems.append(f"clip name {name} is not NNN")
+    return problems
 
 
 def load_mead(
@@ -461,12 +510,7 @@ def load_mead(
     """
     from datasets import Value
 
-    views = tuple(views)
-    levels = tuple(int(k) for k in levels)
-    if not set(views) <= set(MEAD_VIEWS):
-        raise ValueError(f"views must be in {MEAD_VIEWS}, got {views}")
-    if not set(levels) <= set(MEAD_LEVELS):
-        raise ValueError(f"levels must be in {MEAD_LEVELS}, got {levels}")
+    views, levels = _check_mead_options(views, levels)
     root = Path(root).expanduser().resolve()
     report = LoadReport("MEAD", str(root))
     rows = []
@@ -478,17 +522,7 @@ def load_mead(
         subject, _, view, emotion, level_dir, name = parts
         clip = Path(name).stem
         level = int(level_dir.split("_")[1])
-        problems = []
-        if view not in MEAD_VIEWS:
-            problems.append(f"view {view} not in {', '.join(MEAD_VIEWS)}")
-        if emotion not in MEAD_CLASSES:
-            problems.append(f"emotion {emotion} not in {', '.join(MEAD_CLASSES)}")
-        if level not in MEAD_LEVELS:
-            problems.append(f"level {level} not in 1-3")
-        elif emotion == "neutral" and level != 1:
-            problems.append("neutral exists only at level_1")
-        if not re.fullmatch(r"\d{3}", clip):
-            problems.append(f"clip name {name} is not NNN")
+        problems = _mead_path_problems(view, emotion, level, name)
         if problems:
             report.invalid.append((rel, "; ".join(problems)))
             continue

@@ -439,6 +439,15 @@ def video_metadata_from_info(info: dict, frame_indices: Sequence[int] | None = N
     )
 
 
+def _resolve_backend(backend: str) -> str:
+    """The decoding backend ``backend`` names (``"auto"`` becomes torchcodec when usable, else pyav)."""
+    if backend not in VIDEO_BACKENDS:
+        raise ValueError(f"Unknown video backend {backend!r}; expected one of {VIDEO_BACKENDS}")
+    if backend == "auto":
+        return "torchcodec" if is_torchcodec_usable() else "pyav"
+    return backend
+
+
 def read_video(
     path: str | os.PathLike,
     indices: Sequence[int] | np.ndarray | None = None,
@@ -475,10 +484,7 @@ def read_video(
         VideoDecodeError: the file is missing, empty, a still image or not a video, or cannot be decoded.
     """
     path = os.fspath(path) if is_frame_folder(path) else _check_path(path)
-    if backend not in VIDEO_BACKENDS:
-        raise ValueError(f"Unknown video backend {backend!r}; expected one of {VIDEO_BACKENDS}")
-    if backend == "auto":
-        backend = "torchcodec" if is_torchcodec_usable() else "pyav"
+    backend = _resolve_backend(backend)
 
     def indices_fn(info: dict) -> np.ndarray:
         num_source_frames = info["num_source_frames"]

@@ -281,12 +281,32 @@ def _draw_face(
     shirt: tuple,
 ) -> np.ndarray:
     """Draw the head into ``canvas.image``; returns the 5 landmarks in face-local coordinates."""
-    skin = style.skin
-    skin_dark = _mix(skin, (40, 20, 15), 0.35)
+    skin_dark = _mix(style.skin, (40, 20, 15), 0.35)
     e = {name: float(expr[i]) for i, name in enumerate(_PARAMS)}
-    rx = style.face_rx
+    _draw_head(canvas, style, shirt, skin_dark)
+    mouth_half = style.mouth_w * (1 + e["mouth_width"]) * (1 - 0.35 * max(e["mouth_round"], 0.0))
+    lift = 0.13 * e["smile"]
+    _draw_cheeks_and_folds(canvas, style, e, mouth_half, lift)
+    _draw_eyes(canvas, style, e, blink, gaze)
+    _draw_brows(canvas, style, e)
+    ny = _draw_nose(canvas, style, e, skin_dark)
+    _draw_mouth(canvas, style, e, talk, mouth_half, lift)
+    landmarks = np.array(
+        [
+            [-style.eye_sep, style.eye_y],
+            [style.eye_sep, style.eye_y],
+            [0.0, ny],
+            [-mouth_half, style.mouth_y - lift],
+            [mouth_half, style.mouth_y - lift],
+        ]
+    )
+    return landmarks
 
-    # Torso, neck, hair behind the head, ears.
+
+def _draw_head(canvas: _Canvas, style: ActorStyle, shirt: tuple, skin_dark: tuple) -> None:
+    """Torso, neck, hair behind the head, ears, the face and its hairline fringe."""
+    skin = style.skin
+    rx = style.face_rx
     canvas.fill(np.array([[-1.6, 3.2], [-1.3, 1.35], [-0.4, 1.15], [0.4, 1.15], [1.3, 1.35], [1.6, 3.2]]), shirt)
     canvas.fill(np.array([[-0.27, 0.5], [0.27, 0.5], [0.3, 1.3], [0, 1.38], [-0.3, 1.3]]), skin_dark)
     if style.long_hair:
@@ -295,7 +315,6 @@ def _draw_face(
         canvas.fill(_ellipse(0, -0.3, rx * 1.08, 0.8), style.hair)
     for side in (-1, 1):
         canvas.fill(_ellipse(side * rx * 0.97, -0.02, 0.1, 0.19), skin_dark)
-    # Face and hairline fringe.
     face = _ellipse(0, 0, rx, 1.0)
     canvas.fill(face, skin)
     top = face[face[:, 1] < style.hairline]
@@ -307,9 +326,10 @@ def _draw_face(
     fringe = fringe[np.argsort(np.arctan2(fringe[:, 1] - centroid[1], fringe[:, 0] - centroid[0]))]
     canvas.fill(fringe, style.hair)
 
-    # Cheek highlights (happy) and nasolabial folds.
-    mouth_half = style.mouth_w * (1 + e["mouth_width"]) * (1 - 0.35 * max(e["mouth_round"], 0.0))
-    lift = 0.13 * e["smile"]
+
+def _draw_cheeks_and_folds(canvas: _Canvas, style: ActorStyle, e: dict, mouth_half: float, lift: float) -> None:
+    """Cheek highlights (happy) and the nasolabial folds down to the mouth corners."""
+    skin = style.skin
     mouth_y = style.mouth_y
     if e["cheek"] > 0.05:
         cheek_color = _mix(skin, (255, 150, 140), 0.22 * min(e["cheek"], 1.2))
@@ -323,7 +343,10 @@ def _draw_face(
                             (side * (mouth_half + 0.05), mouth_y - lift + 0.05), 7)
         canvas.line(fold, _mix(skin, (60, 30, 20), fold_strength * 0.6), 0.018)
 
-    # Eyes.
+
+def _draw_eyes(canvas: _Canvas, style: ActorStyle, e: dict, blink: float, gaze: np.ndarray) -> None:
+    """Both eyes: sclera, iris (clipped by skin-coloured lids), lid lines and creases."""
+    skin = style.skin
     eye_open = max(0.05, 1 + e["eye_open"]) * blink
     lower = max(0.05, 1 + 0.6 * max(e["eye_open"], 0) - e["lower_lid"]) * blink
     t = np.linspace(-1, 1, 13)
@@ -352,8 +375,10 @@ def _draw_face(
         crease = np.stack([xs * 0.9 + ex * 0.1, upper_y - eh * 0.6 - 0.01], 1)[2:-2]
         canvas.line(crease, _mix(skin, (60, 40, 35), 0.35), 0.01)
 
-    # Brows: inner end, arch, outer end (quadratic Bezier), drawn as a tapered band, always darker than skin.
-    brow_color = _mix(tuple(np.asarray(skin) * 0.3), style.hair, 0.25)
+
+def _draw_brows(canvas: _Canvas, style: ActorStyle, e: dict) -> None:
+    """Brows: inner end, arch, outer end (quadratic Bezier), drawn as a tapered band, always darker than skin."""
+    brow_color = _mix(tuple(np.asarray(style.skin) * 0.3), style.hair, 0.25)
     for side in (-1, 1):
         base = style.eye_y - style.brow_gap - 0.15 * e["brow_raise"]
         inner = (side * (style.eye_sep - style.eye_w * 0.95 - 0.07 * e["brow_squeeze"]),
@@ -367,7 +392,10 @@ def _draw_face(
                                (center_line + np.c_[np.zeros(9), half[:, 0]])[::-1]])
         canvas.fill(band, brow_color)
 
-    # Nose: bridge shade, base arc, nostrils, wrinkles (disgust).
+
+def _draw_nose(canvas: _Canvas, style: ActorStyle, e: dict, skin_dark: tuple) -> float:
+    """Nose: bridge shade, base arc, nostrils, wrinkles (disgust); returns the nose tip's face-local y."""
+    skin = style.skin
     nose_w = style.nose_w * (1 + 0.25 * max(e["nose_wrinkle"], 0))
     ny = style.nose_y - 0.02 * max(e["nose_wrinkle"], 0)
     canvas.line(np.array([[0.0, style.eye_y + 0.05], [nose_w * 0.35, ny - 0.05]]), _mix(skin, (80, 50, 40), 0.25),
@@ -381,8 +409,12 @@ def _draw_face(
         for k in range(3):
             y = style.eye_y + 0.02 + 0.04 * k
             canvas.line(_quad_bezier((-0.09, y + 0.01), (0, y - 0.025), (0.09, y + 0.01), 5), wrinkle_color, 0.022)
+    return ny
 
-    # Mouth: lips around an opening whose height comes from the expression plus talking.
+
+def _draw_mouth(canvas: _Canvas, style: ActorStyle, e: dict, talk: float, mouth_half: float, lift: float) -> None:
+    """Mouth: lips around an opening whose height comes from the expression plus talking."""
+    mouth_y = style.mouth_y
     opening = 0.15 * max(e["mouth_open"], 0.0) + 0.07 * talk
     round_ = float(np.clip(e["mouth_round"], 0, 1.2))
     press = float(np.clip(e["lip_press"], 0, 1.2))
@@ -410,17 +442,6 @@ def _draw_face(
     canvas.line(np.stack([xs, (inner_top + inner_bot) / 2 if gap.max() <= 0.006 else inner_top], 1),
                 _mix(style.lip, (30, 10, 10), 0.5), 0.01)
 
-    landmarks = np.array(
-        [
-            [-style.eye_sep, style.eye_y],
-            [style.eye_sep, style.eye_y],
-            [0.0, ny],
-            [-mouth_half, mouth_y - lift],
-            [mouth_half, mouth_y - lift],
-        ]
-    )
-    return landmarks
-
 
 def _encoder_settings() -> tuple[str, dict]:
     import av
@@ -441,25 +462,38 @@ def _clip_rng(seed: int, actor: int, emotion_index: int, clip: int) -> np.random
     return np.random.default_rng([seed, actor, emotion_index, clip, 104729])
 
 
-def _render_clip(job: dict) -> tuple[str, FaceLabels]:
-    """Render and encode one clip (worker entry point); returns its relative path and exact labels."""
-    import av
-    import cv2
+@dataclass
+class _Tracks:
+    """Per-frame motion of one clip: expression parameters, distractors and head pose."""
 
-    cv2.setNumThreads(1)
-    height, width = job["size"]
-    style = _actor_style(job["seed"], job["actor"])
-    rng = _clip_rng(job["seed"], job["actor"], job["emotion_index"], job["clip"])
-    emotion = SYNTHETIC_CLASSES[job["emotion_index"]]
-    n = job["num_frames"]
-    fps = job["fps"]
-    time = np.arange(n) / fps
+    expr: np.ndarray  # (n, len(_PARAMS))
+    talk: np.ndarray  # (n,) mouth opening from talking
+    blink: np.ndarray  # (n,) lid opening factor
+    gaze: np.ndarray  # (n, 2) in [-1, 1]
+    scale: np.ndarray  # (n,) face half height in pixels
+    angle: np.ndarray  # (n,) head roll in radians
+    centers: np.ndarray  # (n, 2) face centre in pixels
 
-    # Expression trajectory: neutral, onset ramp, apex with a little sway.
+
+@dataclass
+class _Scene:
+    """Per-clip surroundings: background, shirt colour, lighting and sensor noise."""
+
+    background: np.ndarray  # (H, W, 3) float32
+    shirt: tuple
+    light: np.ndarray  # (H, W, 1) float32 lighting gradient
+    brightness: np.ndarray  # (n,) per-frame brightness
+    noise_pool: list  # float32 (H, W, 3) noise images, cycled over the frames
+
+
+def _expression_track(rng: np.random.Generator, style: ActorStyle, emotion: str, intensity: int,
+                      time: np.ndarray) -> np.ndarray:
+    """Expression trajectory: neutral, onset ramp, apex with a little sway, plus small random movements."""
+    n = len(time)
     apex = np.zeros(len(_PARAMS))
     for name, value in _APEX[emotion].items():
         apex[_P[name]] = value
-    gain = rng.uniform(0.8, 1.0) if job["intensity"] == 1 else rng.uniform(1.0, 1.2)
+    gain = rng.uniform(0.8, 1.0) if intensity == 1 else rng.uniform(1.0, 1.2)
     apex = apex * gain * np.asarray(style.expressiveness) * rng.uniform(0.85, 1.15, len(_PARAMS))
     onset = rng.uniform(0.08, 0.3)
     ramp = rng.uniform(0.15, 0.35)
@@ -469,8 +503,13 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     noise_amp = rng.uniform(0.0, 0.1, len(_PARAMS))
     noise_freq = rng.uniform(0.2, 0.9, len(_PARAMS))
     noise_phase = rng.uniform(0, 2 * np.pi, len(_PARAMS))
-    expr = progress[:, None] * apex[None, :] + noise_amp * np.sin(2 * np.pi * noise_freq * time[:, None] + noise_phase)
+    return progress[:, None] * apex[None, :] + noise_amp * np.sin(2 * np.pi * noise_freq * time[:, None] + noise_phase)
 
+
+def _distractor_tracks(rng: np.random.Generator, fps: int, time: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class-independent ``(talk, blink, gaze)`` tracks."""
+    n = len(time)
     # Talking: syllable-rate mouth opening in most clips, any class.
     talk = np.zeros(n)
     if rng.uniform() < 0.7:
@@ -488,9 +527,13 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
         t0 += rng.uniform(1.2, 3.5)
     gaze = np.cumsum(rng.normal(0, 0.08, (n, 2)), axis=0)
     gaze = np.clip(gaze + rng.uniform(-0.4, 0.4, 2), -1, 1)
+    return talk, blink, gaze
 
-    # Head pose: scale, position and rotation with drift and sway, kept fully inside the frame.
-    scale0 = rng.uniform(*job["face_scale"]) * height
+
+def _head_track(rng: np.random.Generator, face_scale: Sequence[float], height: int, width: int,
+                time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Head pose ``(scale, angle, centers)``: drift and sway, kept fully inside the frame."""
+    scale0 = rng.uniform(*face_scale) * height
     scale = scale0 * (1 + rng.uniform(-0.08, 0.08) * time / max(time[-1], 1e-6)
                       + 0.02 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * time))
     angle = np.deg2rad(rng.uniform(-8, 8) + rng.uniform(2, 7) * np.sin(2 * np.pi * rng.uniform(0.15, 0.6) * time
@@ -504,8 +547,11 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     lo = reach - offsets.min(axis=0)
     hi = np.array([width, height]) - reach - offsets.max(axis=0)
     center0 = np.where(hi > lo, rng.uniform(0, 1, 2) * (hi - lo) + lo, (lo + hi) / 2)
-    centers = center0[None, :] + offsets
+    return scale, angle, center0[None, :] + offsets
 
+
+def _make_scene(rng: np.random.Generator, height: int, width: int, time: np.ndarray) -> _Scene:
+    """Background, shirt colour, a lighting gradient, flicker and a pool of sensor noise images."""
     background = _make_background(rng, height, width)
     shirt = tuple(rng.uniform(20, 230, 3).tolist())
     light_angle = rng.uniform(0, 2 * np.pi)
@@ -515,38 +561,49 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     light = light[..., None].astype(np.float32)
     brightness = rng.uniform(0.8, 1.15) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * time))
     noise_pool = [rng.normal(0, 3.0, (height, width, 3)).astype(np.float32) for _ in range(3)]
+    return _Scene(background, shirt, light, brightness, noise_pool)
 
-    boxes = np.zeros((n, 4), np.float32)
-    landmarks = np.zeros((n, 5, 2), np.float32)
+
+def _render_frame(style: ActorStyle, scene: _Scene, tracks: _Tracks, i: int
+                  ) -> tuple[np.ndarray, tuple, np.ndarray]:
+    """Frame ``i`` as uint8 RGB, its normalised box ``(x, y, w, h)`` and its ``(5, 2)`` normalised landmarks."""
+    height, width = scene.background.shape[:2]
+    image = scene.background.copy()
+    canvas = _Canvas(image, tracks.centers[i], float(tracks.scale[i]), float(tracks.angle[i]))
+    local = _draw_face(canvas, style, tracks.expr[i], float(tracks.talk[i]), float(tracks.blink[i]), tracks.gaze[i],
+                       scene.shirt)
+    image = image * (scene.light * scene.brightness[i]) + scene.noise_pool[i % len(scene.noise_pool)]
+    frame = np.clip(image, 0, 255).astype(np.uint8)
+
+    points = canvas.project(local)
+    # "Left" = smaller image x (the cache convention), whatever the head roll.
+    if points[0, 0] > points[1, 0]:
+        points[[0, 1]] = points[[1, 0]]
+    if points[3, 0] > points[4, 0]:
+        points[[3, 4]] = points[[4, 3]]
+    # Box = axis-aligned bounds of the rotated face ellipse (half axes rx, 1).
+    scale, angle, center = tracks.scale[i], tracks.angle[i], tracks.centers[i]
+    c, s = math.cos(angle), math.sin(angle)
+    half_w = scale * math.hypot(style.face_rx * c, s)
+    half_h = scale * math.hypot(style.face_rx * s, c)
+    x0, y0 = center[0] - half_w, center[1] - half_h
+    box = (x0 / width, y0 / height, 2 * half_w / width, 2 * half_h / height)
+    return frame, box, points / np.array([width, height])
+
+
+def _encode_clip(out_path: Path, frames, fps: int, width: int, height: int) -> None:
+    """Encode the uint8 RGB ``frames`` (an iterable) into ``out_path``, written through a temporary file."""
+    import av
+    import cv2
+
     codec, options = _encoder_settings()
-    out_path = Path(job["out_path"])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = out_path.with_name(out_path.stem + ".tmp" + out_path.suffix)
     with av.open(str(tmp_path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.thread_count = 1  # one encoder thread per worker process
-        for i in range(n):
-            image = background.copy()
-            canvas = _Canvas(image, centers[i], float(scale[i]), float(angle[i]))
-            local = _draw_face(canvas, style, expr[i], float(talk[i]), float(blink[i]), gaze[i], shirt)
-            image = image * (light * brightness[i]) + noise_pool[i % len(noise_pool)]
-            frame = np.clip(image, 0, 255).astype(np.uint8)
-
-            points = canvas.project(local)
-            # "Left" = smaller image x (the cache convention), whatever the head roll.
-            if points[0, 0] > points[1, 0]:
-                points[[0, 1]] = points[[1, 0]]
-            if points[3, 0] > points[4, 0]:
-                points[[3, 4]] = points[[4, 3]]
-            # Box = axis-aligned bounds of the rotated face ellipse (half axes rx, 1).
-            c, s = math.cos(angle[i]), math.sin(angle[i])
-            half_w = scale[i] * math.hypot(style.face_rx * c, s)
-            half_h = scale[i] * math.hypot(style.face_rx * s, c)
-            x0, y0 = centers[i, 0] - half_w, centers[i, 1] - half_h
-            boxes[i] = (x0 / width, y0 / height, 2 * half_w / width, 2 * half_h / height)
-            landmarks[i] = points / np.array([width, height])
-
+        for i, frame in enumerate(frames):
             # Convert to yuv420p here: PyAV's own rgb24 -> yuv420p reformat is not bit-reproducible.
             video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
             video_frame.pts = i
@@ -556,6 +613,34 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
             container.mux(packet)
     os.replace(tmp_path, out_path)
 
+
+def _render_clip(job: dict) -> tuple[str, FaceLabels]:
+    """Render and encode one clip (worker entry point); returns its relative path and exact labels."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    height, width = job["size"]
+    style = _actor_style(job["seed"], job["actor"])
+    rng = _clip_rng(job["seed"], job["actor"], job["emotion_index"], job["clip"])
+    n = job["num_frames"]
+    fps = job["fps"]
+    time = np.arange(n) / fps
+    # The draw order fixes the random streams: expression, distractors, head pose, then the scene.
+    expr = _expression_track(rng, style, SYNTHETIC_CLASSES[job["emotion_index"]], job["intensity"], time)
+    talk, blink, gaze = _distractor_tracks(rng, fps, time)
+    scale, angle, centers = _head_track(rng, job["face_scale"], height, width, time)
+    tracks = _Tracks(expr, talk, blink, gaze, scale, angle, centers)
+    scene = _make_scene(rng, height, width, time)
+
+    boxes = np.zeros((n, 4), np.float32)
+    landmarks = np.zeros((n, 5, 2), np.float32)
+
+    def frames():
+        for i in range(n):
+            frame, boxes[i], landmarks[i] = _render_frame(style, scene, tracks, i)
+            yield frame
+
+    _encode_clip(Path(job["out_path"]), frames(), fps, width, height)
     labels = FaceLabels(
         frame_indices=np.arange(n),
         boxes=boxes,
@@ -629,6 +714,95 @@ def _is_complete(root: Path, settings: dict) -> bool:
     return all((f, ALL_FRAMES) in cache for f in files)
 
 
+def _synthetic_settings(num_actors: int, clips_per_class: int, num_frames: int, size: Sequence[int], fps: int,
+                        seed: int, num_frames_jitter: float, face_scale: Sequence[float]) -> dict:
+    """Check :func:`generate_synthetic_dfer`'s options; returns the settings ``synthetic_info.json`` records."""
+    height, width = int(size[0]), int(size[1])
+    if height % 2 or width % 2 or height < 32 or width < 32:
+        raise ValueError(f"size must be even and at least 32x32, got {size}")
+    if not 1 <= num_actors <= 99:
+        raise ValueError("num_actors must be in 1..99 (two-digit RAVDESS actor codes)")
+    if not 1 <= clips_per_class <= 8:
+        raise ValueError("clips_per_class must be in 1..8 (the RAVDESS intensity/statement/repetition codes)")
+    if num_frames < 2:
+        raise ValueError("num_frames must be at least 2")
+    low_scale, high_scale = (float(v) for v in face_scale)
+    if not 0.05 <= low_scale <= high_scale <= 0.47:
+        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), "
+                         f"got {face_scale}")
+    return dict(
+        num_actors=int(num_actors),
+        clips_per_class=int(clips_per_class),
+        num_frames=int(num_frames),
+        num_frames_jitter=float(num_frames_jitter),
+        size=[height, width],
+        fps=int(fps),
+        seed=int(seed),
+        face_scale=[low_scale, high_scale],
+        codec=_encoder_settings()[0],
+    )
+
+
+def _remove_previous_set(root: Path, overwrite: bool) -> list[str]:
+    """Remove what an earlier (different) synthetic set wrote, so no stale clips get loaded; returns its files.
+
+    Raises:
+        FileExistsError: ``root`` holds clips of another data set (no ``synthetic_info.json``) and not
+            ``overwrite``.
+    """
+    old_info = _read_info(root)
+    old_files = old_info.get("files", []) if old_info else []
+    if not old_info and root.is_dir() and any(root.glob("Actor_*/*.mp4")):
+        if not overwrite:
+            raise FileExistsError(
+                f"{root} holds Actor_*/*.mp4 files but no {INFO_FILENAME}; refusing to mix a synthetic set into "
+                "another data set (pass overwrite=True to write anyway)."
+            )
+    (root / INFO_FILENAME).unlink(missing_ok=True)
+    for rel in old_files:
+        (root / rel).unlink(missing_ok=True)
+    return old_files
+
+
+def _write_info(root: Path, settings: dict, jobs: list[dict]) -> None:
+    """Write ``synthetic_info.json``: the settings, classes and files (last, so it marks a complete set)."""
+    info = dict(
+        generator="processing.synthetic",
+        version=SYNTHETIC_VERSION,
+        settings=settings,
+        classes=list(SYNTHETIC_CLASSES),
+        emotion_codes=SYNTHETIC_EMOTION_CODES,
+        num_clips=len(jobs),
+        files=[job["rel_path"] for job in jobs],
+    )
+    (root / INFO_FILENAME).write_text(json.dumps(info, indent=1))
+
+
+def _render_jobs(jobs: list[dict], num_workers: int | None, progress: bool) -> dict[str, FaceLabels]:
+    """Render every job (in ``num_workers`` spawned processes, or here for 0/1); relative path -> labels."""
+    if num_workers is None:
+        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    num_workers = max(0, min(int(num_workers), len(jobs)))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="Rendering synthetic DFER clips", unit="clip", disable=not progress)
+    results: dict[str, FaceLabels] = {}
+    if num_workers <= 1:
+        for job in jobs:
+            rel, labels = _render_clip(job)
+            results[rel] = labels
+            bar.update()
+    else:
+        # spawn, not fork: a forked child deadlocks when the parent already runs OpenCV or torch thread pools.
+        with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
+            for rel, labels in pool.imap_unordered(_render_clip, jobs, chunksize=1):
+                results[rel] = labels
+                bar.update()
+    bar.close()
+    return results
+
+
 def generate_synthetic_dfer(
     root: str | os.PathLike,
     num_actors: int = 24,
@@ -670,87 +844,23 @@ def generate_synthetic_dfer(
         ``root`` as a ``Path``.
     """
     root = Path(root)
-    height, width = int(size[0]), int(size[1])
-    if height % 2 or width % 2 or height < 32 or width < 32:
-        raise ValueError(f"size must be even and at least 32x32, got {size}")
-    if not 1 <= num_actors <= 99:
-        raise ValueError("num_actors must be in 1..99 (two-digit RAVDESS actor codes)")
-    if not 1 <= clips_per_class <= 8:
-        raise ValueError("clips_per_class must be in 1..8 (the RAVDESS intensity/statement/repetition codes)")
-    if num_frames < 2:
-        raise ValueError("num_frames must be at least 2")
-    low_scale, high_scale = (float(v) for v in face_scale)
-    if not 0.05 <= low_scale <= high_scale <= 0.47:
-        raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), "
-                         f"got {face_scale}")
-    settings = dict(
-        num_actors=int(num_actors),
-        clips_per_class=int(clips_per_class),
-        num_frames=int(num_frames),
-        num_frames_jitter=float(num_frames_jitter),
-        size=[height, width],
-        fps=int(fps),
-        seed=int(seed),
-        face_scale=[low_scale, high_scale],
-        codec=_encoder_settings()[0],
-    )
+    settings = _synthetic_settings(num_actors, clips_per_class, num_frames, size, fps, seed, num_frames_jitter,
+                                   face_scale)
     if not overwrite and _is_complete(root, settings):
         logger.info("Synthetic DFER set in %s is complete; skipping generation.", root)
         return root
-
-    # Remove what an earlier (different) synthetic set wrote, so no stale clips get loaded.
-    old_info = _read_info(root)
-    old_files = old_info.get("files", []) if old_info else []
-    if not old_info and root.is_dir() and any(root.glob("Actor_*/*.mp4")):
-        if not overwrite:
-            raise FileExistsError(
-                f"{root} holds Actor_*/*.mp4 files but no {INFO_FILENAME}; refusing to mix a synthetic set into "
-                "another data set (pass overwrite=True to write anyway)."
-            )
-    (root / INFO_FILENAME).unlink(missing_ok=True)
-    for rel in old_files:
-        (root / rel).unlink(missing_ok=True)
+    old_files = _remove_previous_set(root, overwrite)
 
     jobs = _plan_jobs(root, settings)
     cache = AnnotationCache(root / CACHE_FILENAME)
     stale = {rel for rel in old_files} - {job["rel_path"] for job in jobs}
     for rel in stale:  # AnnotationCache has no public remove; drop rows of deleted clips directly
         cache._rows.pop((rel, ALL_FRAMES), None)
-
-    if num_workers is None:
-        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    num_workers = max(0, min(int(num_workers), len(jobs)))
-
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(jobs), desc="Rendering synthetic DFER clips", unit="clip", disable=not progress)
-    results: dict[str, FaceLabels] = {}
-    if num_workers <= 1:
-        for job in jobs:
-            rel, labels = _render_clip(job)
-            results[rel] = labels
-            bar.update()
-    else:
-        # spawn, not fork: a forked child deadlocks when the parent already runs OpenCV or torch thread pools.
-        with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
-            for rel, labels in pool.imap_unordered(_render_clip, jobs, chunksize=1):
-                results[rel] = labels
-                bar.update()
-    bar.close()
-
+    results = _render_jobs(jobs, num_workers, progress)
     for job in jobs:
         cache.add(job["rel_path"], ALL_FRAMES, results[job["rel_path"]], detector=DETECTOR_NAME)
     cache.save()
-    info = dict(
-        generator="processing.synthetic",
-        version=SYNTHETIC_VERSION,
-        settings=settings,
-        classes=list(SYNTHETIC_CLASSES),
-        emotion_codes=SYNTHETIC_EMOTION_CODES,
-        num_clips=len(jobs),
-        files=[job["rel_path"] for job in jobs],
-    )
-    (root / INFO_FILENAME).write_text(json.dumps(info, indent=1))
+    _write_info(root, settings, jobs)
     return root
 
 
