@@ -392,6 +392,11 @@ def load_ravdess(
     return _finish(_build(rows, class_names, report, extra), report, return_report, annotations)
 
 
+def _not_one_of(field_name: str, value: str, allowed: Sequence[str]) -> list[str]:
+    """``["{field_name} {value} not in a, b, ..."]`` when ``value`` is not allowed, else ``[]``."""
+    return [] if value in allowed else [f"{field_name} {value} not in {', '.join(allowed)}"]
+
+
 def _crema_d_name_problems(actor: str, sentence: str, emotion: str, level: str) -> list[str]:
     """What is wrong with a CREMA-D file name's four fields."""
     problems = []
@@ -399,11 +404,7 @@ def _crema_d_name_problems(actor: str, sentence: str, emotion: str, level: str) 
         problems.append(f"actor {actor} not in {CREMA_D_ACTORS[0]}-{CREMA_D_ACTORS[1]}")
     if sentence not in CREMA_D_SENTENCES:
         problems.append(f"sentence {sentence} unknown")
-    if emotion not in CREMA_D_CODES:
-        problems.append(f"emotion {emotion} not in {', '.join(CREMA_D_CODES)}")
-    if level not in CREMA_D_LEVELS:
-        problems.append(f"level {level} not in {', '.join(CREMA_D_LEVELS)}")
-    return problems
+    return problems + _not_one_of("emotion", emotion, CREMA_D_CODES) + _not_one_of("level", level, CREMA_D_LEVELS)
 
 
 def load_crema_d(
@@ -474,11 +475,7 @@ def _check_mead_options(views: Sequence[str], levels: Sequence[int]) -> tuple[tu
 
 def _mead_path_problems(view: str, emotion: str, level: int, name: str) -> list[str]:
     """What is wrong with a MEAD file's view, emotion and level folders and its clip name."""
-    problems = []
-    if view not in MEAD_VIEWS:
-        problems.append(f"view {view} not in {', '.join(MEAD_VIEWS)}")
-    if emotion not in MEAD_CLASSES:
-        problems.append(f"emotion {emotion} not in {', '.join(MEAD_CLASSES)}")
+    problems = _not_one_of("view", view, MEAD_VIEWS) + _not_one_of("emotion", emotion, MEAD_CLASSES)
     if level not in MEAD_LEVELS:
         problems.append(f"level {level} not in 1-3")
     elif emotion == "neutral" and level != 1:
