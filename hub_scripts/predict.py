@@ -18,6 +18,11 @@ Example::
 
     mtcae-predict clip.mp4 --model outputs/mtcae-tiny-synthetic --overlay clip.overlay.mp4
     mtcae-predict clip.mov --model you/mtcae-ravdess --window 3 --stride 0.5 --output_dir results/
+    mtcae-predict a.mp4 b.mov --model M --test_temporal_views 2 --test_spatial_views 2
+
+With ``--test_temporal_views V --test_spatial_views S`` (``--test_spatial_mode crops`` or ``flip``) the
+whole-clip probabilities are averaged over ``V x S`` test views (``hub_scripts.multiview``); the windows
+stay single-view. The views used are printed and recorded in the timeline JSON (``views``).
 
 The face outputs are regressions made for every sampled frame, with no face/no-face decision: on
 frames without a face they are drawn anyway and mean nothing.
@@ -25,13 +30,13 @@ frames without a face they are drawn anyway and mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
 import sys
 import tempfile
 import warnings
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -39,9 +44,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from hub_scripts.cli import parse_arguments
+from hub_scripts.multiview import MultiViewArguments, multiview_probabilities
+
 DEFAULT_WINDOW_SECONDS = 2.0
 DEFAULT_STRIDE_SECONDS = 1.0
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 # RGB colours of the drawing.
 BOX_COLOR = (60, 220, 60)
 LANDMARK_COLORS = ((255, 80, 80), (80, 160, 255), (255, 230, 60), (255, 120, 255), (60, 230, 230))
@@ -230,6 +237,7 @@ def predict_video(
     window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
     stride_seconds: float = DEFAULT_STRIDE_SECONDS,
     batch_size: int = 4,
+    views: MultiViewArguments | None = None,
 ) -> dict[str, Any]:
     """Probabilities, boxes and landmarks for the whole clip and for each sliding window.
 
@@ -237,7 +245,10 @@ def predict_video(
     ``stream_index`` (the video stream used), ``labels``, ``window_seconds``, ``stride_seconds``, ``clip``
     (the whole clip, as the pipeline
     sees it), ``windows`` (a list; one entry equal to ``clip`` for a short video) and
-    ``mean_window_probabilities``. Each of ``clip`` / ``windows[i]`` has ``start_frame``,
+    ``mean_window_probabilities`` and ``views`` (the test views of the whole-clip score). With ``views`` of
+    more than one view (``hub_scripts.multiview``), ``clip``'s probabilities, label and score are the
+    average over those views (``clip["view_probabilities"]`` holds each view's, temporal-major); its
+    ``frames`` and every window stay single-view. Each of ``clip`` / ``windows[i]`` has ``start_frame``,
     ``end_frame`` (exclusive), ``start_time``, ``end_time``, ``label``, ``score``,
     ``probabilities`` ({label: p}) and ``frames``: the sampled frames with ``frame``, ``time``
     (times come from the container's frame timestamps, so they hold on variable-frame-rate clips),
@@ -268,6 +279,8 @@ def predict_video(
         for span, window_indices, (probabilities, boxes, landmarks) in zip(batch, indices, outputs):
             results[span] = _window_result(span, window_indices, probabilities, labels, times, boxes, landmarks)
     window_results = [dict(results[w], index=i) for i, w in enumerate(windows)]
+    views = views or MultiViewArguments()
+    clip = _multiview_clip(results[(0, num_source)], path, model, processor, views, labels, batch_size)
     mean = np.mean([[w["probabilities"][label] for label in labels] for w in window_results], axis=0)
     return {
         "video": path,
@@ -281,10 +294,25 @@ def predict_video(
         "sampled_frames_per_window": num_frames,
         "window_seconds": window_seconds if len(windows) > 1 else None,
         "stride_seconds": stride_seconds if len(windows) > 1 else None,
-        "clip": results[(0, num_source)],
+        "views": views.to_results(),
+        "clip": clip,
         "windows": window_results,
         "mean_window_probabilities": {label: float(p) for label, p in zip(labels, mean)},
     }
+
+
+def _multiview_clip(clip: dict, path: str, model, processor, views: MultiViewArguments, labels: list[str],
+                    batch_size: int) -> dict:
+    """``clip`` with its probabilities averaged over the test views (unchanged for a single view)."""
+    if views.test_temporal_views * views.test_spatial_views == 1:
+        return clip
+    probabilities, per_view = multiview_probabilities(model, processor, path, views.test_temporal_views,
+                                                      views.test_spatial_views, views.test_spatial_mode,
+                                                      batch_size=batch_size)
+    top = int(probabilities.argmax())
+    return dict(clip, label=labels[top], score=float(probabilities[top]),
+                probabilities={label: float(p) for label, p in zip(labels, probabilities)},
+                view_probabilities=[[float(p) for p in view] for view in per_view])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,26 +526,49 @@ def _format_probabilities(probabilities: dict[str, float], top_k: int) -> str:
     return ", ".join(f"{label} {p:.3f}" for label, p in ranked)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="mtcae-predict", description=__doc__.split("\n\n")[0].replace("``", ""),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", nargs="+",
-                        help="video file(s) (mp4, mov, avi, flv, mkv, webm, ...); a bad one is reported at the end")
-    parser.add_argument("--model", required=True, help="trained model folder or Hub repo id")
-    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_SECONDS,
-                        help="window length in seconds (0: one window, the whole clip)")
-    parser.add_argument("--stride", type=float, default=DEFAULT_STRIDE_SECONDS, help="window step in seconds")
-    parser.add_argument("--output_dir", default=".", help="where the timeline files go")
-    parser.add_argument("--name", default=None, help="file name stem of the outputs (default: the video's; one video)")
-    parser.add_argument("--overlay", default=None, metavar="OUT",
-                        help=f"write the annotated video here ({', '.join(sorted(OVERLAY_CODECS))}; one video)")
-    parser.add_argument("--overlay_max_side", type=int, default=None, help="downscale the overlay to this size")
-    parser.add_argument("--batch_size", type=int, default=4, help="windows per forward pass")
-    parser.add_argument("--top_k", type=int, default=3, help="labels printed per window")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--revision", default=None, help="model revision (branch, tag or commit)")
-    parser.add_argument("--quiet", action="store_true", help="print only the output paths")
-    return parser.parse_args(argv)
+@dataclass
+class PredictArguments:
+    """Arguments of ``mtcae-predict`` (flags are the field names; the videos may also come first, unnamed)."""
+
+    video: list[str] = field(metadata={
+        "help": "video file(s) (mp4, mov, avi, flv, mkv, webm, ...), also given first without --video; "
+                "a bad one is reported at the end"})
+    model: str = field(metadata={"help": "trained model folder or Hub repo id"})
+    window: float = field(default=DEFAULT_WINDOW_SECONDS,
+                          metadata={"help": "window length in seconds (0: one window, the whole clip)"})
+    stride: float = field(default=DEFAULT_STRIDE_SECONDS, metadata={"help": "window step in seconds"})
+    output_dir: str = field(default=".", metadata={"help": "where the timeline files go"})
+    name: str | None = field(default=None,
+                             metadata={"help": "file name stem of the outputs (default: the video's; one video)"})
+    overlay: str | None = field(default=None, metadata={
+        "help": f"write the annotated video here ({', '.join(sorted(OVERLAY_CODECS))}; one video)", "metavar": "OUT"})
+    overlay_max_side: int | None = field(default=None, metadata={"help": "downscale the overlay to this size"})
+    batch_size: int = field(default=4, metadata={"help": "windows per forward pass"})
+    top_k: int = field(default=3, metadata={"help": "labels printed per window"})
+    device: str = field(default="cuda" if torch.cuda.is_available() else "cpu", metadata={"help": "torch device"})
+    revision: str | None = field(default=None, metadata={"help": "model revision (branch, tag or commit)"})
+    quiet: bool = field(default=False, metadata={"help": "print only the output paths"})
+
+    def __post_init__(self):
+        if not math.isfinite(self.window) or self.window < 0:
+            raise ValueError(f"--window must be a finite number of seconds >= 0, got {self.window}")
+        if not math.isfinite(self.stride) or self.stride <= 0:
+            raise ValueError(f"--stride must be a finite number of seconds > 0, got {self.stride}")
+        for flag, value, low in (("--batch_size", self.batch_size, 1), ("--top_k", self.top_k, 1),
+                                 ("--overlay_max_side", self.overlay_max_side, 2)):
+            if value is not None and value < low:
+                raise ValueError(f"{flag} must be >= {low}, got {value}")
+        if len(self.video) > 1 and (self.overlay or self.name):
+            raise ValueError("--overlay and --name take one video; give one video, or leave them out")
+        if self.overlay and Path(self.overlay).suffix.lower() not in OVERLAY_CODECS:
+            raise ValueError(f"--overlay {self.overlay}: unsupported extension; use one of "
+                             f"{', '.join(sorted(OVERLAY_CODECS))}")
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, MultiViewArguments]:
+    """The options and the test views; the leading unnamed arguments are the videos (``--video``)."""
+    return parse_arguments((PredictArguments, MultiViewArguments), argv, prog="mtcae-predict", description=__doc__,
+                           positional="video")
 
 
 def _check_writable_folder(folder: Path, flag: str) -> None:
@@ -532,22 +583,12 @@ def _check_writable_folder(folder: Path, flag: str) -> None:
         raise PredictError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
 
 
-def check_arguments(args: argparse.Namespace) -> None:
-    """Everything that can be checked before any work: numbers, the device, and that the outputs can be written.
+def check_arguments(args: PredictArguments) -> None:
+    """What needs the machine, checked before any work: the device, and that the outputs can be written.
 
     Raises:
         PredictError: naming the flag and what is wrong with it.
     """
-    if not math.isfinite(args.window) or args.window < 0:
-        raise PredictError(f"--window must be a finite number of seconds >= 0, got {args.window}")
-    if not math.isfinite(args.stride) or args.stride <= 0:
-        raise PredictError(f"--stride must be a finite number of seconds > 0, got {args.stride}")
-    for flag, value, low in (("--batch_size", args.batch_size, 1), ("--top_k", args.top_k, 1),
-                             ("--overlay_max_side", args.overlay_max_side, 2)):
-        if value is not None and value < low:
-            raise PredictError(f"{flag} must be >= {low}, got {value}")
-    if len(args.video) > 1 and (args.overlay or args.name):
-        raise PredictError("--overlay and --name take one video; give one video, or leave them out")
     try:
         device = torch.device(args.device)
     except (RuntimeError, TypeError) as error:
@@ -557,15 +598,12 @@ def check_arguments(args: argparse.Namespace) -> None:
     _check_writable_folder(Path(args.output_dir), "--output_dir")
     if args.overlay:
         overlay = Path(args.overlay)
-        if overlay.suffix.lower() not in OVERLAY_CODECS:
-            raise PredictError(f"--overlay {overlay}: unsupported extension; use one of "
-                               f"{', '.join(sorted(OVERLAY_CODECS))}")
         if overlay.is_dir():
             raise PredictError(f"--overlay {overlay} is a folder; give a file name such as {overlay / 'overlay.mp4'}")
         _check_writable_folder(overlay.parent, "--overlay's folder")
 
 
-def _load(args: argparse.Namespace):
+def _load(args: PredictArguments):
     """The model and processor, or PredictError in one line (a missing model, weights that do not fit the
     config, a truncated model.safetensors, ...): a command-line user gets the reason, not a traceback."""
     from transformers.utils import logging as hf_logging
@@ -582,10 +620,19 @@ def _load(args: argparse.Namespace):
             hf_logging.enable_progress_bar()
 
 
-def _print_result(result: dict, args: argparse.Namespace) -> None:
+def _views_text(views: dict) -> str:
+    """``"1 view"`` or ``"4 views: 2 temporal x 2 spatial (crops)"``."""
+    temporal, spatial = views["test_temporal_views"], views["test_spatial_views"]
+    if temporal * spatial == 1:
+        return "1 view"
+    return f"{temporal * spatial} views: {temporal} temporal x {spatial} spatial ({views['test_spatial_mode']})"
+
+
+def _print_result(result: dict, args: PredictArguments) -> None:
     print(f"{Path(result['video']).name}: {result['num_frames']} frames, {result['fps']:.2f} fps, "
           f"{result['duration']:.2f} s, {result['width']}x{result['height']}")
-    print(f"whole clip: {_format_probabilities(result['clip']['probabilities'], args.top_k)}")
+    print(f"whole clip ({_views_text(result['views'])}): "
+          f"{_format_probabilities(result['clip']['probabilities'], args.top_k)}")
     if len(result["windows"]) > 1:
         print(f"{len(result['windows'])} windows of {args.window:g} s every {args.stride:g} s:")
         for window in result["windows"]:
@@ -593,8 +640,8 @@ def _print_result(result: dict, args: argparse.Namespace) -> None:
                   f"{_format_probabilities(window['probabilities'], args.top_k)}")
 
 
-def _predict_one(video: Path, model, processor, args: argparse.Namespace) -> None:
-    result = predict_video(video, model, processor, args.window, args.stride, args.batch_size)
+def _predict_one(video: Path, model, processor, args: PredictArguments, views: MultiViewArguments) -> None:
+    result = predict_video(video, model, processor, args.window, args.stride, args.batch_size, views)
     result["model"] = args.model
     paths = write_timeline(result, args.output_dir, args.name or video.stem)
     overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
@@ -607,10 +654,13 @@ def _predict_one(video: Path, model, processor, args: argparse.Namespace) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Returns 0 when every video was predicted, 2 otherwise (each problem printed as one line)."""
+    """Returns 0 when every video was predicted, 2 otherwise (each problem printed as one line).
+
+    A bad option value exits with status 2 and a usage error before anything is read.
+    """
     from processing.decoding_mtcae import VideoDecodeError
 
-    args = parse_args(argv)
+    args, views = parse_args(argv)
     failed: dict[str, str] = {}
     try:
         check_arguments(args)
@@ -625,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             model, processor = _load(args)
         for video in videos:
             try:
-                _predict_one(video, model, processor, args)
+                _predict_one(video, model, processor, args, views)
             except (VideoDecodeError, PredictError, OSError) as error:  # the next video may still work
                 failed[str(video)] = str(error)
     except PredictError as error:

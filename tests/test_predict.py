@@ -197,7 +197,7 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
         assert predict.main([str(path), "--model", str(tmp_path / "no-model")]) == 2
         err = capsys.readouterr().err
         assert f"mtcae-predict: error: Cannot decode video '{path}'" in err and reason in err
-    assert predict.main([str(text), "--model", "m", "--overlay", str(tmp_path / "out.xyz")]) == 2
+    assert _exit_status([str(text), "--model", "m", "--overlay", str(tmp_path / "out.xyz")]) == 2
     assert "unsupported extension" in capsys.readouterr().err
 
 
@@ -206,10 +206,22 @@ def test_bad_model_gives_a_clear_error(clips_dir, tmp_path, capsys, fake_hub):
     assert "cannot load the model" in capsys.readouterr().err
 
 
+def _exit_status(argv: list[str]) -> int:
+    """``predict.main``'s status: its return value, or the status of a usage error (a bad option value)."""
+    try:
+        return predict.main(argv)
+    except SystemExit as exit:
+        return exit.code
+
+
 def _one_line_error(capsys, expected: str) -> str:
+    """The error is one line (after the usage text, for a bad option value) and names the problem."""
     err = capsys.readouterr().err
     assert "Traceback" not in err and expected in err, err
-    assert len(err.strip().splitlines()) == 1, err
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("mtcae-predict: error:")]
+    assert len(errors) == 1 and expected in errors[0], err
+    assert lines[-1] == errors[0] and (len(lines) == 1 or lines[0].startswith("usage: mtcae-predict")), err
     return err
 
 
@@ -239,6 +251,7 @@ def test_truncated_weights_give_one_line(trained_output_dir, clips_dir, tmp_path
     (["--window", "-1"], "--window must be a finite number"),
     (["--stride", "inf"], "--stride must be a finite number"),
     (["--batch_size", "0"], "--batch_size must be >= 1"),
+    (["--test_spatial_mode", "flip", "--test_spatial_views", "3"], "gives 1 or 2 spatial views"),
     (["--device", "cuda:0"], "no CUDA GPU"),
     (["--device", "toaster"], "is not a device"),
 ])
@@ -246,8 +259,43 @@ def test_bad_flags_give_one_line_before_any_work(flags, expected, clips_dir, tmp
     if "cuda" in flags[-1] and torch.cuda.is_available():
         pytest.skip("a GPU is present, so --device cuda is valid here")
     # The model folder does not exist: a flag error must come first, before the model or the video is read.
-    assert predict.main([str(clips_dir / "single_face.mp4"), "--model", str(tmp_path / "none"), *flags]) == 2
+    assert _exit_status([str(clips_dir / "single_face.mp4"), "--model", str(tmp_path / "none"), *flags]) == 2
     _one_line_error(capsys, expected)
+
+
+def test_several_videos_are_taken_unnamed_and_refuse_one_video_flags(clips_dir, tmp_path, capsys):
+    videos = [str(clips_dir / "single_face.mp4"), str(clips_dir / "no_face.mp4")]
+    args, views = predict.parse_args([*videos, "--model", "m", "--test_temporal_views", "2"])
+    assert args.video == videos and args.model == "m" and views.test_temporal_views == 2
+    assert _exit_status([*videos, "--model", str(tmp_path / "none"), "--name", "x"]) == 2
+    _one_line_error(capsys, "--overlay and --name take one video")
+
+
+def test_test_views_average_the_whole_clip_and_leave_the_windows_single_view(trained_output_dir, clips_dir,
+                                                                            tmp_path, capsys):
+    from hub_scripts.multiview import multiview_probabilities
+
+    video, out = clips_dir / "single_face.mp4", tmp_path / "out"
+    flags = ["--model", str(trained_output_dir), "--output_dir", str(out), "--window", "1", "--stride", "1"]
+    assert predict.main([str(video), *flags, "--name", "single"]) == 0
+    assert predict.main([str(video), *flags, "--test_temporal_views", "2", "--test_spatial_views", "2"]) == 0
+    assert "whole clip (4 views: 2 temporal x 2 spatial (crops)):" in capsys.readouterr().out
+    single = json.loads((out / "single.timeline.json").read_text())
+    result = json.loads((out / "single_face.timeline.json").read_text())
+    assert single["views"] == {"test_temporal_views": 1, "test_spatial_views": 1, "test_spatial_mode": "crops"}
+    assert result["views"] == {"test_temporal_views": 2, "test_spatial_views": 2, "test_spatial_mode": "crops"}
+
+    # The whole clip: the view average that hub_scripts.multiview computes on the same model and clip.
+    model, processor = predict.load_model(str(trained_output_dir))
+    expected, per_view = multiview_probabilities(model, processor, str(video), 2, 2, "crops")
+    labels = result["labels"]
+    got = np.array([result["clip"]["probabilities"][label] for label in labels])
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(result["clip"]["view_probabilities"], per_view, rtol=0, atol=1e-5)
+    assert result["clip"]["label"] == labels[int(expected.argmax())]
+    assert not np.allclose(got, [single["clip"]["probabilities"][label] for label in labels], atol=1e-7)
+    # The windows (several, 1 s each) are the single-view ones.
+    assert len(result["windows"]) > 1 and result["windows"] == single["windows"]
 
 
 def test_outputs_that_cannot_be_written_are_refused_before_any_work(clips_dir, tmp_path, capsys):
