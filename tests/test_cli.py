@@ -12,7 +12,8 @@ import pytest
 SETUP = Path(__file__).resolve().parents[1] / "setup.py"
 # The tools built on hub_scripts.cli (HfArgumentParser dataclasses).
 DATACLASS_TOOLS = ("mtcae-train", "mtcae-cross-validate", "mtcae-ablate", "mtcae-synthetic", "mtcae-demo",
-                   "mtcae-push-to-hub", "mtcae-pretrain", "mtcae-convert-videomae")
+                   "mtcae-push-to-hub", "mtcae-pretrain", "mtcae-convert-videomae", "mtcae-predict", "mtcae-prepare",
+                   "mtcae-annotate")
 
 
 def console_scripts() -> dict[str, str]:
