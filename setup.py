@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "torchvision>=0.19",
     "transformers>=5.0,<6",
     "safetensors>=0.4",
+    "filelock>=3.12",  # the face-label cache's writers merge under a lock file
     "huggingface-hub>=1.0",
     "jinja2>=3",  # the model card template (huggingface_hub's ModelCard.from_template)
     "numpy>=1.24",
