@@ -9,9 +9,15 @@ loses only the last few seconds; runs sharing one cache merge their rows. The ou
 writable before any labelling. A file that cannot be decoded is reported at the end and does not
 stop the run.
 
+By default the root is searched for video files. ``--dataset NAME`` takes the clips from the data set's
+loader in ``processing/dataset_registry.py`` instead (its ``rel_path`` / ``video`` columns), which is how
+clips given as folders of frame images (DFEW, FERV39k, MAFW) are labelled; rows stay keyed by ``rel_path``,
+the column the training tools join face labels on.
+
 Example::
 
     mtcae-annotate --data_root /data/RAVDESS --output /data/RAVDESS/face_labels.parquet --workers 4
+    mtcae-annotate --data_root /data/DFEW --dataset dfew --workers 4
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class AnnotateArguments:
     """Arguments of ``mtcae-annotate`` (flags are the field names: ``--data_root``, ``--save_every``, ...)."""
 
     data_root: str = field(metadata={"help": "dataset folder, searched recursively for videos"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "take the clips from this data set's loader (processing/dataset_registry.py, e.g. dfew, ferv39k, "
+                "mafw: clips given as folders of frame images) instead of searching DATA_ROOT for video files"})
     output: str | None = field(
         default=None, metadata={"help": f"cache file, ending in .parquet; unset: DATA_ROOT/{DEFAULT_CACHE_NAME}"})
     detector: Literal["mtcnn", "dlib"] = field(default="mtcnn", metadata={"help": "face detector backend"})
@@ -58,6 +67,10 @@ class AnnotateArguments:
     def __post_init__(self):
         if not Path(self.data_root).is_dir():
             raise ValueError(f"--data_root {self.data_root} is not a folder")
+        if self.dataset is not None:
+            from processing.dataset_registry import dataset_key, get_dataset
+
+            self.dataset = get_dataset(dataset_key(self.dataset)).key  # a clear error for an unknown name
         self.output = self.output or str(Path(self.data_root) / DEFAULT_CACHE_NAME)
         if Path(self.output).suffix.lower() != ".parquet":
             raise ValueError(f"--output must be a .parquet file, got {self.output}")
@@ -88,6 +101,20 @@ def find_videos(root: Path, extensions: tuple[str, ...] | None = None) -> list[P
     for warning in report.warnings:
         print(f"note: {warning}")
     return [Path(root, rel) for rel in found]
+
+
+def find_clips(root: Path, args: AnnotateArguments) -> list[tuple[str, Path]]:
+    """``(relative path, path)`` of every clip to label: the videos under ``root``, or ``--dataset``'s clips."""
+    if args.dataset is None:
+        videos = find_videos(root, tuple(args.extensions) if args.extensions else None)
+        return [(video.relative_to(root).as_posix(), video) for video in videos]
+    from processing.dataset_registry import get_dataset
+
+    table, load_report = get_dataset(args.dataset).load(root, args)
+    if load_report.invalid or load_report.skipped or load_report.warnings:
+        print(f"note: {load_report.summary()}")
+    clips = dict(zip(table["rel_path"], table["video"]))  # a clip listed by several splits is labelled once
+    return [(relative, Path(clips[relative])) for relative in sorted(clips)]
 
 
 def _init_worker(detector: str, detector_kwargs: dict, single_thread: bool) -> None:
@@ -124,12 +151,13 @@ def _label_one(task: tuple[str, str, dict]):
         return relative, None, None, f"{type(error).__name__}: {error}"
 
 
-def plan(videos: list[Path], root: Path, cache, key: str, limit: int | None) -> tuple[list[Path], int, str]:
-    """The videos to label now (not in the cache, or changed since), how many are already in, and a line saying so."""
-    states = {video: cache.state(video.relative_to(root).as_posix(), key, video) for video in videos}
+def plan(clips: list[tuple[str, Path]], root: Path, cache, key: str,
+         limit: int | None) -> tuple[list[tuple[str, Path]], int, str]:
+    """The clips to label now (not in the cache, or changed since), how many are already in, and a line saying so."""
+    states = {(relative, clip): cache.state(relative, key, clip) for relative, clip in clips}
     counts = Counter(states.values())
-    todo = [video for video, state in states.items() if state != "current"]
-    line = f"{len(videos)} videos under {root}, {counts['current']} already in {cache.path}"
+    todo = [clip for clip, state in states.items() if state != "current"]
+    line = f"{len(clips)} videos under {root}, {counts['current']} already in {cache.path}"
     if counts["changed"]:
         line += f", {counts['changed']} changed since labelled (labelled again)"
     if counts["unverified"]:
@@ -225,12 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mtcae-annotate: {error}", file=sys.stderr)
         return 2
     key = sampler_key(args.mode, args.num_frames)
-    videos = find_videos(root, tuple(args.extensions) if args.extensions else None)
-    todo, already_in, found = plan(videos, root, cache, key, args.limit)
+    try:
+        clips = find_clips(root, args)
+    except (ValueError, OSError) as error:  # the data set's loader refused the root: one line
+        print(f"mtcae-annotate: {error}", file=sys.stderr)
+        return 2
+    todo, already_in, found = plan(clips, root, cache, key, args.limit)
     print(f"mtcae-annotate: {found} with {args.detector} ({key})")
     options = {"num_frames": args.num_frames, "mode": args.mode, "label_size": args.label_size or None,
                "prefer": args.prefer}
-    tasks = [(v.relative_to(root).as_posix(), str(v), options) for v in todo]
+    tasks = [(relative, str(clip), options) for relative, clip in todo]
     start = time.perf_counter()
     try:
         stats = label_all(tasks, args, cache, key)

@@ -8,7 +8,8 @@ Coordinates are normalised to the SOURCE frame (x / width, y / height), so they 
 any resize mode; the video processor maps them into model-input coordinates.
 
 Each row also records the :class:`FileFingerprint` of its video (``file_size``, ``file_mtime_ns``,
-``file_sha256``), so that labels of a video replaced after labelling are never served. The row's
+``file_sha256``; a clip given as a folder of frame images is fingerprinted by its images), so that
+labels of a video replaced after labelling are never served. The row's
 ``num_source_frames`` is the frame count it was labelled with.
 
 The file is plain Parquet, so ``datasets.Dataset.from_parquet(path)`` reads it too.
@@ -67,10 +68,17 @@ class FileFingerprint:
     recorded size and mtime is taken as unchanged without reading it; with another mtime (a copy
     without ``-p``, a ``touch``) the hash decides.
 
+    A clip given as a folder of frame images (:mod:`frame_folders`) is fingerprinted by its images
+    (hidden and non-image files left out): ``size`` is the sum of their sizes, ``mtime_ns`` the newest
+    one's, and the hash covers the image count, every image's name and size in frame order, and the
+    first and last :data:`HASH_SPAN` bytes of the first and the last image. So an image added, removed,
+    renamed or replaced by one of another size shows as changed; a middle image replaced by one of
+    exactly the same size (and the same newest mtime) does not.
+
     Args:
-        size: file size in bytes.
-        mtime_ns: modification time in nanoseconds when fingerprinted.
-        sha256: hex SHA-256 of the size, the first and the last :data:`HASH_SPAN` bytes.
+        size: file size in bytes (frame folder: the images' total).
+        mtime_ns: modification time in nanoseconds when fingerprinted (frame folder: the newest image's).
+        sha256: hex SHA-256 of the size, the first and the last :data:`HASH_SPAN` bytes (frame folder: see above).
     """
 
     size: int
@@ -79,6 +87,9 @@ class FileFingerprint:
 
     @classmethod
     def of(cls, path: str | os.PathLike) -> FileFingerprint:
+        if os.path.isdir(path):
+            files, infos = _frame_stats(path)
+            return cls(sum(i.st_size for i in infos), max(i.st_mtime_ns for i in infos), _frames_sha256(files, infos))
         info = os.stat(path)
         return cls(info.st_size, info.st_mtime_ns, _ends_sha256(path, info.st_size))
 
@@ -91,12 +102,51 @@ class FileFingerprint:
 
     def check(self, path: str | os.PathLike) -> Literal["same", "same content", "changed"]:
         """``"same"`` (size and mtime as recorded), ``"same content"`` (other mtime, same hash) or ``"changed"``."""
-        info = os.stat(path)
-        if info.st_size != self.size:
+        if os.path.isdir(path):
+            try:
+                files, infos = _frame_stats(path)
+            except ValueError:  # emptied, or no images left
+                return "changed"
+            size, mtime_ns = sum(i.st_size for i in infos), max(i.st_mtime_ns for i in infos)
+            digest = lambda: _frames_sha256(files, infos)  # noqa: E731
+        else:
+            info = os.stat(path)
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+            digest = lambda: _ends_sha256(path, info.st_size)  # noqa: E731
+        if size != self.size:
             return "changed"
-        if info.st_mtime_ns == self.mtime_ns:
+        if mtime_ns == self.mtime_ns:
             return "same"
-        return "same content" if _ends_sha256(path, info.st_size) == self.sha256 else "changed"
+        return "same content" if digest() == self.sha256 else "changed"
+
+
+def clip_mtime_ns(path: str | os.PathLike) -> int:
+    """The modification time a fingerprint records for ``path`` (a frame folder: its newest image's)."""
+    if os.path.isdir(path):
+        return max(info.st_mtime_ns for info in _frame_stats(path)[1])
+    return os.stat(path).st_mtime_ns
+
+
+def is_clip(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a file or a folder (a clip given as frame images), i.e. can be fingerprinted."""
+    return os.path.isfile(path) or os.path.isdir(path)
+
+
+def _frame_stats(folder: str | os.PathLike) -> tuple[list[str], list[os.stat_result]]:
+    """The frame images of ``folder`` in frame order and their ``os.stat``; FrameFolderError when there are none."""
+    from .frame_folders import list_frames
+
+    files = list_frames(folder, check_sizes=False)
+    return files, [os.stat(file) for file in files]
+
+
+def _frames_sha256(files: list[str], infos: list[os.stat_result]) -> str:
+    digest = hashlib.sha256(str(len(files)).encode())
+    for file, info in zip(files, infos):
+        digest.update(f"{os.path.basename(file)}\0{info.st_size}\0".encode())
+    for file, info in ((files[0], infos[0]), (files[-1], infos[-1])):
+        digest.update(_ends_sha256(file, info.st_size).encode())
+    return digest.hexdigest()
 
 
 def _ends_sha256(path: str | os.PathLike, size: int) -> str:
@@ -231,8 +281,9 @@ class AnnotationCache:
 
     def add(self, path: str, key: str, labels: FaceLabels, detector: str,
             fingerprint: FileFingerprint | None = None) -> None:
-        """Store ``labels``; ``fingerprint`` defaults to that of ``root / path`` (none when it is not a file)."""
-        if fingerprint is None and (self.root / path).is_file():
+        """Store ``labels``; ``fingerprint`` defaults to that of ``root / path`` (none when it is neither a file
+        nor a frame folder)."""
+        if fingerprint is None and is_clip(self.root / path):
             fingerprint = FileFingerprint.of(self.root / path)
         columns = fingerprint.columns() if fingerprint is not None else dict.fromkeys(FINGERPRINT_COLUMNS)
         self._rows[(str(path), key)] = {**labels.to_row(path, key, detector), **columns}
@@ -246,11 +297,11 @@ class AnnotationCache:
         if row is None:
             return "missing"
         file = Path(file) if file is not None else self.root / path
-        if row.get("file_size") is None or not file.is_file():
+        if row.get("file_size") is None or not is_clip(file):
             return "unverified"
         verdict = FileFingerprint.from_row(row).check(file)
         if verdict == "same content":  # copied or touched: remember the new mtime, so it is not hashed again
-            row["file_mtime_ns"] = file.stat().st_mtime_ns
+            row["file_mtime_ns"] = clip_mtime_ns(file)
             self._changed.add((str(path), key))
         return "changed" if verdict == "changed" else "current"
 

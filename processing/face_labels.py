@@ -236,7 +236,8 @@ def annotate_video(
     """Face labels for the frames the video processor samples from ``path``.
 
     Args:
-        path: the video file.
+        path: the video file, or a folder of frame images (DFEW, FERV39k, MAFW; decoded by ``read_video``
+            through :func:`~processing.frame_folders.read_frame_folder`, frame ``i`` the ``i``-th image).
         num_frames: frames to sample (the processor's ``num_frames``).
         mode: sampling mode (``"uniform"`` or ``"stride"``), without jitter, as the processor.
         detector: ``"mtcnn"`` (default), ``"dlib"``, or a :class:`FaceDetector` instance.
@@ -252,6 +253,7 @@ def annotate_video(
 
     Raises:
         VideoDecodeError: the file cannot be decoded.
+        FrameFolderError: the frame folder is empty, holds no images, or an image cannot be read.
     """
     frames, indices, info = read_video(path, indices=frame_indices, num_frames=num_frames, mode=mode, backend=backend)
     boxes, landmarks, mask, scores = label_frames(frames, detector, label_size, prefer, keep_aspect)

@@ -189,3 +189,54 @@ def test_attach_face_labels_leaves_out_the_rows_of_replaced_videos(tmp_path, cap
         joined = attach_face_labels(dataset, elsewhere / "labels.parquet", KEY)
     assert joined[0]["face_frame_indices"] == [0, 10, 20, 30] and joined[1]["face_frame_indices"] == []
     assert "replaced.mp4 changed since its face labels" in caplog.text
+
+
+def _write_frames(folder, count: int, seed: int = 0) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(1, count + 1):
+        Image.fromarray(rng.integers(0, 256, (8, 12, 3), dtype=np.uint8)).save(folder / f"{i:05d}.png")
+
+
+def test_a_frame_folder_is_fingerprinted_by_its_images_and_changes_with_them(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "00001"
+    _write_frames(folder, 5)
+    (folder / "notes.txt").write_text("not a frame")
+    fingerprint = FileFingerprint.of(folder)
+    images = sorted(folder.glob("*.png"))
+    assert fingerprint.size == sum(p.stat().st_size for p in images)
+    assert fingerprint.mtime_ns == max(p.stat().st_mtime_ns for p in images)
+    assert fingerprint.check(folder) == "same"
+    (folder / "notes.txt").write_text("other text, not a frame either")
+    assert fingerprint.check(folder) == "same"  # only the images count
+    os.utime(images[2], ns=(10**19, 10**19))  # a touch: newer mtime, same bytes
+    assert fingerprint.check(folder) == "same content"
+
+    Image.new("RGB", (12, 8), (200, 10, 10)).save(images[2])  # a middle frame replaced by another image
+    assert fingerprint.check(folder) == "changed"
+    changed = FileFingerprint.of(folder)
+    assert changed.sha256 != fingerprint.sha256
+    _write_frames(folder, 6)  # one frame more (the first five rewritten with the same pixels)
+    assert changed.check(folder) == "changed"
+    more = FileFingerprint.of(folder)
+    (folder / "00006.png").unlink()
+    assert more.check(folder) == "changed"
+    for image in folder.glob("*.png"):
+        image.unlink()
+    assert more.check(folder) == "changed"  # no frames left
+
+
+def test_the_cache_serves_a_frame_folder_until_one_of_its_images_is_replaced(tmp_path):
+    from PIL import Image
+
+    data = tmp_path / "data"
+    _write_frames(data / "Clip" / "00007", 4)
+    cache = AnnotationCache(tmp_path / "labels.parquet", root=data)
+    cache.add("Clip/00007", KEY, make_labels(0), detector="test")  # fingerprint taken from root / path
+    assert cache.state("Clip/00007", KEY) == "current" and cache.get("Clip/00007", KEY) is not None
+    Image.new("RGB", (12, 8), (0, 0, 255)).save(data / "Clip" / "00007" / "00004.png")
+    assert cache.state("Clip/00007", KEY) == "changed" and cache.get("Clip/00007", KEY) is None
