@@ -191,6 +191,7 @@ def test_an_unwritable_output_is_refused_before_any_labelling(tmp_path, monkeypa
         (["--output", "labels.csv"], "--output must be a .parquet file, got labels.csv"),
         (["--save_every", "0"], "--save_every must be at least 1"),
         (["--save_interval_s", "0"], "--save_interval_s must be positive"),
+        (["--dataset", "nosuch"], "unknown data set 'nosuch'"),
     ],
 )
 def test_bad_arguments_are_refused_with_one_line(tmp_path, flags, message, capsys):
@@ -252,3 +253,79 @@ def test_a_killed_run_keeps_what_it_labelled_before_the_last_timed_save(tmp_path
     assert child.returncode == -signal.SIGKILL
     rows = len(AnnotationCache(cache_path))  # a whole Parquet file: saves are atomic
     assert 5 <= rows < 20
+
+
+# ------------------------------------------------------------------- clips given as folders of frame images
+
+
+def _save_frames(folder: Path, frames: np.ndarray, prefix: str = "") -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames, start=1):
+        Image.fromarray(frame).save(folder / f"{prefix}{i:05d}.jpg", quality=95)
+
+
+def test_annotate_video_labels_a_frame_folder_as_it_labels_the_video(tmp_path, clips_dir):
+    from processing.video_processing_mtcae import read_video
+
+    video = clips_dir / "single_face.mp4"
+    frames, _, info = read_video(video, indices=np.arange(72))
+    assert info["num_source_frames"] == 72
+    _save_frames(tmp_path / "single_face", frames.numpy())
+    from_video = face_labels.annotate_video(video, num_frames=4)
+    from_folder = face_labels.annotate_video(tmp_path / "single_face", num_frames=4)
+    np.testing.assert_array_equal(from_folder.frame_indices, sample_frame_indices(72, 4))
+    np.testing.assert_array_equal(from_folder.frame_indices, from_video.frame_indices)
+    assert (from_folder.width, from_folder.height, from_folder.num_source_frames) == (640, 360, 72)
+    assert from_video.mask.all() and from_folder.mask.all()
+    np.testing.assert_allclose(from_folder.boxes, from_video.boxes, atol=0.02)  # JPEG frames: near, not equal
+    np.testing.assert_allclose(from_folder.landmarks, from_video.landmarks, atol=0.02)
+
+
+def _fake_dfew(root: Path, frame_counts: dict[int, int]) -> None:
+    """A DFEW tree of real (tiny) JPEG frames and the five official split files (clip k tests fold k)."""
+    rng = np.random.default_rng(0)
+    for clip, count in frame_counts.items():
+        frames = rng.integers(0, 256, (count, 24, 32, 3), dtype=np.uint8)
+        _save_frames(root / "Clip" / "clip_224x224" / f"{clip:05d}", frames, prefix=f"{clip:05d}_")
+    for k in range(1, 6):
+        for split, clips in (("train", [c for c in frame_counts if c != k]), ("test", [k])):
+            path = root / "EmoLabel_DataSplit" / f"{split}(single-labeled)" / f"set_{k}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("video_name,label\n" + "".join(f"{c},{c % 7 + 1}\n" for c in clips))
+
+
+def test_annotate_dataset_labels_every_frame_folder_clip_and_the_labels_join(tmp_path, centre_face, capsys):
+    from PIL import Image
+
+    from processing.datasets import attach_face_labels
+    from processing.datasets_in_the_wild import load_dfew
+
+    root, output = tmp_path / "DFEW", tmp_path / "labels.parquet"
+    counts = {1: 4, 2: 5, 3: 6, 4: 7, 5: 8}
+    _fake_dfew(root, counts)
+    assert run(root, output=output) == 0  # the default walk finds no video files among the frames
+    assert "0 videos under" in capsys.readouterr().out
+
+    assert run(root, "--dataset", "dfew", output=output) == 0
+    assert "5 videos under" in capsys.readouterr().out
+    cache, key = AnnotationCache(output), sampler_key("uniform", 2)
+    rel_paths = {f"Clip/clip_224x224/{c:05d}": n for c, n in counts.items()}
+    assert set(cache.keys()) == {(rel, key) for rel in rel_paths}
+    for rel, count in rel_paths.items():
+        labels = cache.get(rel, key, file=root / rel)
+        assert labels.mask.all() and (labels.width, labels.height, labels.num_source_frames) == (32, 24, count)
+        np.testing.assert_array_equal(labels.frame_indices, sample_frame_indices(count, 2))
+
+    joined = attach_face_labels(load_dfew(root), output, key)
+    assert sorted(joined["rel_path"]) == sorted(rel_paths)
+    for row in joined:
+        assert row["face_frame_indices"] == list(sample_frame_indices(rel_paths[row["rel_path"]], 2))
+        assert all(row["face_mask"])
+
+    # A frame replaced in one clip: only that clip is labelled again.
+    Image.new("RGB", (32, 24), (9, 9, 9)).save(root / "Clip" / "clip_224x224" / "00003" / "00003_00002.jpg")
+    assert run(root, "--dataset", "dfew", output=output) == 0
+    out = capsys.readouterr().out
+    assert "4 already in" in out and "1 changed since labelled" in out and "labelled 1 videos" in out
