@@ -18,12 +18,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .prepared_cache import write_safetensors_atomically
 from .prepared_clips import ENTRY_COLUMN, PreparedClipTransform
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class EncoderFeatureCache:
                 pixel_values = pixel_values.to(self.model.device, self.model.dtype)
                 tokens = self.model.base_model.encode(pixel_values).to(STORAGE_DTYPES[self.dtype]).cpu()
                 for entry, clip_tokens in zip(chunk, tokens):
-                    _save_atomically({"encoder_tokens": clip_tokens.contiguous()}, self.feature_path(entry))
+                    write_safetensors_atomically({"encoder_tokens": clip_tokens.contiguous()},
+                                                 self.feature_path(entry))
         finally:
             self.model.train(was_training)
         return len(todo)
@@ -117,20 +118,6 @@ class EncoderFeatureTransform:
                 for name in ("face_boxes", "face_landmarks", "face_mask"):
                     result[name] = torch.stack([t[name] for t in targets])
         return result
-
-
-def _save_atomically(tensors: dict[str, torch.Tensor], target: Path) -> None:
-    from safetensors.torch import save_file
-
-    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{os.getpid()}-", suffix=".safetensors", dir=target.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 __all__ = ["EncoderFeatureCache", "EncoderFeatureTransform", "encoder_digest", "FEATURE_COLUMN"]

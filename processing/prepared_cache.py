@@ -132,7 +132,9 @@ def prepare_entry(path: str, processor: MTCAEVideoProcessor, face_labels: Any = 
     return tensors
 
 
-def _write_atomically(tensors: dict[str, torch.Tensor], target: Path, metadata: dict[str, str]) -> None:
+def write_safetensors_atomically(tensors: dict[str, torch.Tensor], target: Path,
+                                 metadata: dict[str, str] | None = None) -> None:
+    """Write ``tensors`` under a temporary name beside ``target`` and rename it: readers see all or nothing."""
     from safetensors.torch import save_file
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -292,7 +294,7 @@ def _prepare_job(job) -> tuple[str, str | None]:
                                                   if k not in ("processor_class", "video_processor_type")})
     try:
         tensors = prepare_entry(video, _PROCESSORS[key], label, frames_per_segment)
-        _write_atomically(tensors, Path(target), {"video": video, "settings": json.dumps(settings)})
+        write_safetensors_atomically(tensors, Path(target), {"video": video, "settings": json.dumps(settings)})
     except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
         return video, f"{type(error).__name__}: {error}"
     return video, None
@@ -307,4 +309,5 @@ __all__ = [
     "pixel_settings",
     "prepare_entry",
     "stored_frame_indices",
+    "write_safetensors_atomically",
 ]
