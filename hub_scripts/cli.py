@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
@@ -53,4 +55,21 @@ def check_positive(**values: int | float | None) -> None:
             raise ValueError(f"--{name} must be > 0; got {value!r}")
 
 
-__all__ = ["check_choice", "check_positive", "parse_arguments"]
+def check_writable_folder(folder: str | os.PathLike, flag: str) -> None:
+    """Create ``folder`` if need be and write a probe file in it; an ``OSError`` naming ``flag`` otherwise.
+
+    The probe has a unique name (``tempfile``), so processes checking the same folder at once (the
+    ranks of a distributed run) never remove each other's probe.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"{flag} {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
+
+
+__all__ = ["check_choice", "check_positive", "check_writable_folder", "parse_arguments"]

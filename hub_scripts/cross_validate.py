@@ -119,7 +119,7 @@ def cross_validate(data_args: DataArguments, model_args: ModelArguments, trainin
                    views: MultiViewArguments | None = None) -> dict:
     """Train and test (on ``views``) each fold into ``OUTPUT_DIR/fold<k>``; write and return the summary."""
     base_dir = Path(training_args.output_dir)
-    available = available_folds(data_args, training_args.seed)
+    available = available_folds(data_args, training_args)
     wrong = [k for k in folds or [] if k not in available]
     if wrong:
         raise ValueError(f"--folds {wrong}: {data_args.scheme} folds this data set can run are {available}")

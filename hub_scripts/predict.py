@@ -34,7 +34,6 @@ import csv
 import json
 import math
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import check_writable_folder, parse_arguments
 from hub_scripts.multiview import MultiViewArguments, multiview_probabilities
 
 DEFAULT_WINDOW_SECONDS = 2.0
@@ -572,15 +571,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, MultiVi
 
 
 def _check_writable_folder(folder: Path, flag: str) -> None:
-    """Create ``folder`` if needed and write a probe file in it; PredictError with the reason otherwise."""
-    if folder.exists() and not folder.is_dir():
-        raise PredictError(f"{flag} {folder} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        check_writable_folder(folder, flag)
     except OSError as error:
-        raise PredictError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
+        raise PredictError(str(error)) from error
 
 
 def check_arguments(args: PredictArguments) -> None:

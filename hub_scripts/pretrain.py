@@ -47,12 +47,11 @@ import numpy as np
 import torch
 from transformers import TrainerCallback, TrainingArguments, VideoMAEConfig, VideoMAEForPreTraining, set_seed
 
-from hub_scripts.cli import check_choice, check_positive, parse_arguments
+from hub_scripts.cli import check_choice, check_positive, check_writable_folder, parse_arguments
 from hub_scripts.train import (
     DATASETS,
     DataArguments,
     FoldData,
-    check_output_dir,
     default_dataloader_workers,
     init_patch_embedding,
     load_fold,
@@ -506,7 +505,7 @@ def run(data_args: PretrainDataArguments, model_args: PretrainModelArguments, tr
     from hub_scripts.trainer import MTCAETrainer
 
     set_seed(training_args.seed)
-    check_output_dir(training_args.output_dir)
+    check_writable_folder(training_args.output_dir, "--output_dir")
     data, summary, model, processor, eval_transform = prepare_pretraining(data_args, model_args, training_args)
     clips = data.splits["train"]
     masking = TubeMasking.for_config(model.config, data_args.mask_ratio)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, TrainingArguments, set_seed
 
-from hub_scripts.cli import check_choice, check_positive, parse_arguments
+from hub_scripts.cli import check_choice, check_positive, check_writable_folder, parse_arguments
 from hub_scripts.multiview import MultiViewArguments, predict_multiview
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 from modeling_mtcae.configuration_mtcae import DECODER_MODES, PRESETS
@@ -238,10 +239,16 @@ class FoldData:
     unreadable: dict[str, str]
 
 
-def load_table(data_args: DataArguments):
-    """The whole data set as a table of paths, labels and subjects, with the adapter's report and root."""
+def load_table(data_args: DataArguments, training_args: MTCAETrainingArguments | None = None):
+    """The whole data set as a table of paths, labels and subjects, with the adapter's report and root.
+
+    Under several processes the main one loads first (and renders the synthetic set if it is
+    missing); the others then find it complete instead of writing the same files at the same time.
+    """
     root = data_args.entry.resolve_root(data_args.data_root)
-    table, report = data_args.entry.load(root, data_args)
+    loading = training_args.main_process_first(desc="loading the data set") if training_args else nullcontext()
+    with loading:
+        table, report = data_args.entry.load(root, data_args)
     return table, report, root
 
 
@@ -250,10 +257,10 @@ def dataset_folds(table, data_args: DataArguments, seed: int) -> list:
     return make_folds(table, data_args.scheme, k=data_args.num_folds, seed=seed)
 
 
-def available_folds(data_args: DataArguments, seed: int = 42) -> list[int]:
+def available_folds(data_args: DataArguments, training_args: MTCAETrainingArguments) -> list[int]:
     """The protocol numbers of the folds this data set can run (renders the synthetic set first if needed)."""
-    table, _, _ = load_table(data_args)
-    return [fold.number for fold in dataset_folds(table, data_args, seed)]
+    table, _, _ = load_table(data_args, training_args)
+    return [fold.number for fold in dataset_folds(table, data_args, training_args.seed)]
 
 
 def split_fold(table, data_args: DataArguments, seed: int):
@@ -266,7 +273,7 @@ def split_fold(table, data_args: DataArguments, seed: int):
 
 def load_fold(data_args: DataArguments, training_args: MTCAETrainingArguments) -> FoldData:
     """Load the data set and cut fold ``--fold`` (unreadable videos are found when the inputs are set up)."""
-    table, report, root = load_table(data_args)
+    table, report, root = load_table(data_args, training_args)
     fold = split_fold(table, data_args, training_args.seed)
     splits = dict(fold.select(table))
     logger.info("fold %d of %s: train subjects %s, validation %s, test %s", fold.number, data_args.scheme,
@@ -473,18 +480,6 @@ def check_resume_matches(model: MTCAEForVideoClassification, checkpoint: str | P
                          "run that wrote it, or start a new --output_dir")
 
 
-def check_output_dir(path: str | Path) -> None:
-    """Fail now, not after training, when the output folder cannot be written."""
-    folder = Path(path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".mtcae-write-check"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise OSError(f"--output_dir {folder} cannot be written: {error}") from error
-
-
 def prepare_run(data_args: DataArguments, model_args: ModelArguments, training_args: MTCAETrainingArguments):
     """Data, model and processor of one fold, with the clip transforms set; returns ``(data, model, processor)``."""
     data = load_fold(data_args, training_args)
@@ -586,7 +581,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, training_args: MTC
     from hub_scripts.trainer import MTCAETrainer
 
     set_seed(training_args.seed)
-    check_output_dir(training_args.output_dir)
+    check_writable_folder(training_args.output_dir, "--output_dir")
     data, model, processor = prepare_run(data_args, model_args, training_args)
     metrics = ComputeMetrics(len(data.class_names))
     # MTCAETrainer: Trainer whose Hub pushes upload the self-contained repo (code, processor, card).

@@ -28,8 +28,8 @@ def synthetic_root(tmp_path_factory) -> Path:
     from processing.synthetic import generate_synthetic_dfer
 
     root = tmp_path_factory.mktemp("synthetic") / "synth"
-    generate_synthetic_dfer(root, num_actors=4, clips_per_class=1, num_frames=20, size=(96, 128),
-                            num_workers=0, progress=False)
+    # The settings train.py's synthetic loader asks for with QUICK_ARGS, so the runs find the set complete.
+    generate_synthetic_dfer(root, num_actors=4, clips_per_class=1, num_workers=0, progress=False)
     return root
 
 
@@ -89,14 +89,16 @@ def test_best_checkpoint_reload_keeps_the_encoder_query_value_biases(synthetic_r
         torch.testing.assert_close(final[name], best_weights[name], rtol=0, atol=0, msg=name)
 
 
-def test_two_process_cpu_run_trains_and_saves(synthetic_root, tmp_path):
-    output_dir = tmp_path / "ddp"
+def test_two_process_cpu_run_trains_and_saves(tmp_path):
+    """Both processes start on an empty data root: the main one renders the set, the other waits for it."""
+    output_dir, data_root = tmp_path / "ddp", tmp_path / "synth"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-               "-m", "hub_scripts.train", "--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "2",
+               "-m", "hub_scripts.train", "--data_root", str(data_root), *QUICK_ARGS, "--max_steps", "2",
                "--save_steps", "2", "--eval_steps", "2", "--ddp_backend", "gloo", "--output_dir", str(output_dir)]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    failed_rank_lines = "\n".join(line for line in result.stderr.splitlines() if line.startswith("[rank1]"))
+    assert result.returncode == 0, failed_rank_lines[-3000:] + result.stderr[-3000:]
     state = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     summary = json.loads((output_dir / "run_summary.json").read_text())
@@ -206,3 +208,26 @@ def test_split_file_and_fold_errors_come_before_training(synthetic_root, tmp_pat
             run(*parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1",
                              "--output_dir", str(output_dir), *flags]))
         assert not list(output_dir.iterdir()), "nothing trained or written"
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_before_the_data_is_loaded(tmp_path):
+    from hub_scripts.train import parse_args, run
+
+    data_root, blocker = tmp_path / "synth", tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    for output_dir, message in ((blocker, "--output_dir .*a_file is a file, not a folder"),
+                                (blocker / "run", "--output_dir .*a_file/run cannot be written")):
+        with pytest.raises(OSError, match=message):
+            run(*parse_args(["--data_root", str(data_root), *QUICK_ARGS, "--max_steps", "1",
+                             "--output_dir", str(output_dir)]))
+    assert not data_root.exists() and blocker.read_text() == "not a folder"  # nothing rendered, nothing replaced
+
+
+def test_processes_checking_one_output_dir_at_once_leave_no_probe_and_all_pass(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hub_scripts.cli import check_writable_folder
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: check_writable_folder(tmp_path / "out", "--output_dir"), range(64)))
+    assert list((tmp_path / "out").iterdir()) == []
