@@ -211,3 +211,22 @@ def test_paired_ratio_pairs_rounds():
     assert paired_ratio(ours, theirs) == 2.0
     with pytest.raises(ValueError):
         paired_ratio(ours, Timing("short", wall_seconds=[1.0]))
+
+
+def test_bench_data_path_splits_steps_into_data_wait_and_compute(capsys):
+    from hub_scripts.bench import bench_data_path
+
+    tables = bench_data_path.main(["--scenarios", "main_job", "full_frame_720p", "--epochs", "1", "--clips", "2",
+                                   "--threads", "1"])
+    assert list(tables) == ["main_job", "full_frame_720p"]
+    for name, rows in tables.items():
+        assert [row["input path"].split(" (")[0] for row in rows] == ["on the fly", "prepared cache"], name
+        for row in rows:
+            assert row["steps timed"] >= 1
+            for column in ("data wait ms / step", "compute ms / step", "epoch s (after the 1st)"):
+                assert _positive(row[column]), (name, column, row[column])
+            wait, compute = row["data wait ms / step"], row["compute ms / step"]
+            assert row["wait share"] == f"{100 * wait / (wait + compute):.1f} %"
+        assert "filled once in" in rows[1]["input path"]
+    out = capsys.readouterr().out
+    assert "the prepared cache makes an epoch" in out and "| main_job" in out
