@@ -476,8 +476,9 @@ def write_overlay(result: dict, out_path: str | Path, max_side: int | None = Non
     """
     import av
     import cv2
+    from av.video.reformatter import VideoReformatter
 
-    from processing.decoding_mtcae import display_orientation, orient
+    from processing.decoding_mtcae import frame_to_rgb
 
     out_path = Path(out_path)
     suffix = out_path.suffix.lower()
@@ -497,8 +498,9 @@ def write_overlay(result: dict, out_path: str | Path, max_side: int | None = Non
     with av.open(result["video"]) as source, av.open(str(out_path), "w") as target:
         in_stream = source.streams[result.get("stream_index") or source.streams.video[0].index]
         stream = _add_overlay_stream(target, suffix, in_stream, fps, (enc_w, enc_h))
+        reformatter = VideoReformatter()
         for index, frame in enumerate(source.decode(in_stream)):
-            image = orient(frame.to_ndarray(format="rgb24"), display_orientation(frame))
+            image = frame_to_rgb(frame, reformatter)
             if (image.shape[1], image.shape[0]) != (width, height):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
             image = np.ascontiguousarray(image)

@@ -8,6 +8,7 @@ This file is Hub remote code: it imports only third-party packages and its sibli
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,13 +347,28 @@ class MTCAEPreTrainedModel(PreTrainedModel):
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, claiming all three auto classes, with readable weight files.
+
+        safetensors >= 0.8 writes through a temporary file that is always 0600 and keeps that mode
+        (safetensors/safetensors#782), so a model saved by one user (a Docker build, a shared run
+        folder) could not be read by another, although its `config.json` can: the weight files get
+        the mode any new file gets (``0o666 & ~umask``).
+        """
         # transformers writes an auto_map entry only for the saved class; we claim all three.
         self.config.auto_map = {
             "AutoConfig": "configuration_mtcae.MTCAEConfig",
             "AutoModel": "modeling_mtcae.MTCAEModel",
             "AutoModelForVideoClassification": "modeling_mtcae.MTCAEForVideoClassification",
         }
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if os.name == "posix" and os.path.isdir(save_directory):
+            mask = os.umask(0o022)
+            os.umask(mask)
+            for name in os.listdir(save_directory):
+                path = os.path.join(save_directory, name)
+                if name.endswith(".safetensors") and os.path.isfile(path) and os.stat(path).st_mode & 0o777 == 0o600:
+                    os.chmod(path, 0o666 & ~mask)
+        return result
 
     # ---------------------------------------------------------------- encoder weights
     def load_encoder_weights(self, encoder_name_or_path: str | dict[str, torch.Tensor], **hub_kwargs) -> dict:

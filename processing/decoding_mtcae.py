@@ -207,8 +207,21 @@ def orient(image: np.ndarray, orientation: tuple[bool, bool, bool]) -> np.ndarra
     return image
 
 
-def _frame_to_rgb(frame) -> np.ndarray:
-    return orient(frame.to_ndarray(format="rgb24"), display_orientation(frame))
+def frame_to_rgb(frame, reformatter=None) -> np.ndarray:
+    """A decoded PyAV frame as an upright RGB ``(H, W, 3)`` uint8 array.
+
+    Pass one ``av.video.reformatter.VideoReformatter`` for all frames of a stream: it keeps its
+    swscale context, where ``frame.to_ndarray(format="rgb24")`` builds a new one for every frame
+    (most of the conversion's time on small frames). The pixels are the same either way.
+    """
+    rgb = reformatter.reformat(frame, format="rgb24") if reformatter is not None else frame.reformat(format="rgb24")
+    return orient(rgb.to_ndarray(), display_orientation(frame))
+
+
+def _reformatter():
+    from av.video.reformatter import VideoReformatter
+
+    return VideoReformatter()
 
 
 def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
@@ -221,7 +234,7 @@ def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: lis
     converted to RGB. When a keyframe at or before the next target lies more than
     ``seek_min_gap`` frames ahead of the decoder, the demuxer seeks to it.
     """
-    codec = stream.codec_context
+    codec, reformatter = stream.codec_context, _reformatter()
     position = {p: i for i, p in enumerate(pts_sorted)}
     wanted_set = set(wanted)
     frames: dict[int, np.ndarray] = {}
@@ -236,7 +249,7 @@ def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: lis
                 continue
             last_decoded = index
             if index in wanted_set and index not in frames:
-                frames[index] = _frame_to_rgb(frame)
+                frames[index] = frame_to_rgb(frame, reformatter)
 
     for target in wanted:
         if target in frames:
@@ -262,12 +275,12 @@ def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: lis
 
 def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
     """Without usable timestamps: decode from the start, counting frames (never seeks or skips)."""
-    wanted_set, last = set(wanted), wanted[-1]
+    wanted_set, last, reformatter = set(wanted), wanted[-1], _reformatter()
     frames: dict[int, np.ndarray] = {}
     container.seek(0)
     for index, frame in enumerate(container.decode(stream)):
         if index in wanted_set:
-            frames[index] = _frame_to_rgb(frame)
+            frames[index] = frame_to_rgb(frame, reformatter)
         if index >= last:
             break
     return frames
@@ -522,6 +535,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "SAMPLING_MODES",
     "VideoDecodeError",
+    "frame_to_rgb",
     "is_torchcodec_usable",
     "read_video",
     "sample_frame_indices",

@@ -440,3 +440,22 @@ def test_pca_patch_embedding_refuses_too_little_data_or_too_wide_tokens():
     wide = _model(encoder_config=tiny_encoder_kwargs(patch_size=2, hidden_size=32, num_attention_heads=4))
     with pytest.raises(ValueError, match="hidden_size <= tubelet size"):
         wide.init_patch_embedding_from_data(torch.randn(8, 4, 3, 32, 32))
+
+
+def test_saved_weights_are_as_readable_as_the_saved_config(tmp_path):
+    """safetensors writes 0600 files (safetensors#782); save_pretrained gives them the umask's mode (POSIX)."""
+    import os
+    import stat
+
+    model = MTCAEForVideoClassification(tiny_config())
+    previous = os.umask(0o022)
+    try:
+        model.save_pretrained(tmp_path / "saved")
+    finally:
+        os.umask(previous)
+
+    def mode(name):
+        return stat.S_IMODE((tmp_path / "saved" / name).stat().st_mode)
+
+    assert mode("config.json") == 0o644
+    assert mode("model.safetensors") == 0o644

@@ -526,3 +526,22 @@ def test_video_classification_pipeline_samples_the_whole_clip(clips_dir):
     result = classifier(str(clips_dir / "single_face.mp4"), top_k=2)
     assert len(result) == 2 and {"label", "score"} <= set(result[0])
     assert seen[0][0].tolist() == sample_frame_indices(72, 16).tolist()
+
+
+@pytest.mark.parametrize("name", ["single_face.mp4", "face_noface.mov"])
+def test_a_shared_reformatter_gives_the_pixels_of_a_plain_to_ndarray(clips_dir, name):
+    """read_video converts with one VideoReformatter per stream; it must not change a pixel."""
+    from av.video.reformatter import VideoReformatter
+
+    from processing.decoding_mtcae import frame_to_rgb
+
+    reformatter = VideoReformatter()
+    with av.open(str(clips_dir / name)) as container:
+        pairs = [(frame_to_rgb(frame, reformatter), frame.to_ndarray(format="rgb24"))
+                 for frame in container.decode(video=0)]
+    assert len(pairs) > 10
+    for shared, plain in pairs:
+        np.testing.assert_array_equal(shared, plain)
+    # The whole read path agrees with the plain decode too (every frame, no sampling).
+    frames, _, _ = read_video(str(clips_dir / name), num_frames=len(pairs), mode="uniform")
+    np.testing.assert_array_equal(np.asarray(frames), np.stack([plain for _, plain in pairs]))
