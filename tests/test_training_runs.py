@@ -89,7 +89,7 @@ def test_best_checkpoint_reload_keeps_the_encoder_query_value_biases(synthetic_r
         torch.testing.assert_close(final[name], best_weights[name], rtol=0, atol=0, msg=name)
 
 
-def test_two_process_cpu_run_trains_and_saves(tmp_path):
+def test_two_processes_on_an_empty_data_root_render_it_once_then_train_and_save(tmp_path):
     """Both processes start on an empty data root: the main one renders the set, the other waits for it."""
     output_dir, data_root = tmp_path / "ddp", tmp_path / "synth"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -99,6 +99,7 @@ def test_two_process_cpu_run_trains_and_saves(tmp_path):
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     failed_rank_lines = "\n".join(line for line in result.stderr.splitlines() if line.startswith("[rank1]"))
     assert result.returncode == 0, failed_rank_lines[-3000:] + result.stderr[-3000:]
+    assert (data_root / "synthetic_info.json").is_file() and not list(data_root.rglob("*.tmp.*"))
     state = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     summary = json.loads((output_dir / "run_summary.json").read_text())
