@@ -91,3 +91,18 @@ def test_the_on_the_fly_probe_finds_a_video_truncated_after_its_first_frames(tmp
     victim.write_bytes(data[: len(data) // 2])
     read_video(victim, indices=[0])  # what the old probe decoded still works: the damage is further on
     assert list(find_unreadable_videos([str(good), str(victim)])) == [str(victim)]
+
+
+def test_resuming_with_loader_workers_and_augmentation_says_it_is_not_exact(tmp_path, caplog):
+    """0 workers resume bit for bit (test_training_runs); workers are seeded anew, so the run warns."""
+    from hub_scripts.train import DataArguments, MTCAETrainingArguments, warn_if_resume_redraws_augmentation
+
+    def check(workers: int, **data) -> bool:
+        args = MTCAETrainingArguments(output_dir=str(tmp_path), dataloader_num_workers=workers)
+        return warn_if_resume_redraws_augmentation(DataArguments(**data), args)
+
+    with caplog.at_level("WARNING", logger="mtcae.train"):
+        assert check(2) and "--dataloader_num_workers 0 resumes exactly" in caplog.text
+    assert check(1, temporal_jitter=False, random_flip=True)
+    assert not check(0)
+    assert not check(2, temporal_jitter=False)
