@@ -53,7 +53,7 @@ from processing.datasets import (
     scheme_fold_count,
 )
 from processing.prepared_cache import PreparedClipCache
-from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
+from processing.prepared_clips import PreparedClipTransform, add_prepared_entries
 from processing.video_processing_mtcae import RESIZE_MODES, MTCAEVideoProcessor
 
 logger = logging.getLogger("mtcae.train")
@@ -319,7 +319,7 @@ def prepared_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVi
                                 progress=training_args.local_process_index == 0)
     logger.info("prepared-clip cache %s: %s", cache.cache_dir, report.summary().splitlines()[0])
     data.unreadable.update(report.failed)
-    data.splits = {name: attach_prepared_entries(split, cache, progress=False)[0]
+    data.splits = {name: add_prepared_entries(split, cache)
                    for name, split in drop_videos(data.splits, report.failed).items()}
     data.splits["train"].set_transform(PreparedClipTransform(cache, train=data_args.temporal_jitter,
                                                              random_flip=data_args.random_flip))

@@ -207,15 +207,14 @@ def orient(image: np.ndarray, orientation: tuple[bool, bool, bool]) -> np.ndarra
     return image
 
 
-def frame_to_rgb(frame, reformatter=None) -> np.ndarray:
+def frame_to_rgb(frame, reformatter) -> np.ndarray:
     """A decoded PyAV frame as an upright RGB ``(H, W, 3)`` uint8 array.
 
-    Pass one ``av.video.reformatter.VideoReformatter`` for all frames of a stream: it keeps its
-    swscale context, where ``frame.to_ndarray(format="rgb24")`` builds a new one for every frame
-    (most of the conversion's time on small frames). The pixels are the same either way.
+    ``reformatter``: one ``av.video.reformatter.VideoReformatter`` for all frames of a stream. It keeps
+    its swscale context, where ``frame.to_ndarray(format="rgb24")`` builds a new one for every frame
+    (most of the conversion's time on small frames); the pixels are the same.
     """
-    rgb = reformatter.reformat(frame, format="rgb24") if reformatter is not None else frame.reformat(format="rgb24")
-    return orient(rgb.to_ndarray(), display_orientation(frame))
+    return orient(reformatter.reformat(frame, format="rgb24").to_ndarray(), display_orientation(frame))
 
 
 def _reformatter():

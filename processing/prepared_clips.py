@@ -126,15 +126,19 @@ def attach_prepared_entries(dataset, cache: PreparedClipCache, num_workers: int 
     Rows whose video cannot be prepared are dropped and returned in the report (``failed``), so a
     long job keeps going past a bad file and says so at the end.
     """
-    labels = face_labels_of(dataset)
-    videos = list(dataset["video"])
-    report = cache.prepare(videos, labels, num_workers=num_workers, progress=progress)
-    entries = [str(cache.entry_path(v, lab)) for v, lab in zip(videos, labels)]
-    dataset = dataset.add_column(ENTRY_COLUMN, entries) if ENTRY_COLUMN not in dataset.column_names else \
-        dataset.remove_columns(ENTRY_COLUMN).add_column(ENTRY_COLUMN, entries)
+    report = cache.prepare(list(dataset["video"]), face_labels_of(dataset), num_workers=num_workers,
+                           progress=progress)
     if report.failed:
         dataset = dataset.filter(lambda row: row["video"] not in report.failed)
-    return dataset, report
+    return add_prepared_entries(dataset, cache), report
+
+
+def add_prepared_entries(dataset, cache: PreparedClipCache):
+    """Add the ``prepared_entry`` column (each row's cache file) to rows whose clips are already prepared."""
+    entries = [str(cache.entry_path(video, labels)) for video, labels in zip(dataset["video"], face_labels_of(dataset))]
+    if ENTRY_COLUMN in dataset.column_names:
+        dataset = dataset.remove_columns(ENTRY_COLUMN)
+    return dataset.add_column(ENTRY_COLUMN, entries)
 
 
 def face_labels_of(dataset) -> list[dict | None]:
@@ -149,4 +153,5 @@ def face_labels_of(dataset) -> list[dict | None]:
     ]
 
 
-__all__ = ["ENTRY_COLUMN", "PreparedClipTransform", "attach_prepared_entries", "face_labels_of", "pick_stored_frames"]
+__all__ = ["ENTRY_COLUMN", "PreparedClipTransform", "add_prepared_entries", "attach_prepared_entries", "face_labels_of",
+           "pick_stored_frames"]
