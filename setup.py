@@ -42,7 +42,9 @@ EXTRAS = {
         "datasets>=3.0",
     ],
 }
-EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"]))
+# import-linter: the import contracts of pyproject.toml (the layers), checked by the tests and by CI.
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
+                                                                 "import-linter>=2.1"]))
 EXTRAS["all"] = EXTRAS["test"]
 
 setup(
@@ -54,7 +56,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["modeling_mtcae", "processing", "hub_scripts", "hub_scripts.*"]),
+    # The benchmarks (hub_scripts/bench) run from a clone (python -m hub_scripts.bench.X) and are not installed.
+    packages=find_packages(include=["modeling_mtcae", "processing", "hub_scripts", "hub_scripts.*"],
+                           exclude=["hub_scripts.bench"]),
     package_data={"hub_scripts": ["metrics/*.py"], "": ["*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
@@ -63,7 +67,7 @@ setup(
             "mtcae-train=hub_scripts.train:main",
             "mtcae-cross-validate=hub_scripts.cross_validate:main",
             "mtcae-ablate=hub_scripts.ablate:main",
-            "mtcae-synthetic=processing.synthetic:main",
+            "mtcae-synthetic=hub_scripts.synthetic:main",
             "mtcae-demo=hub_scripts.demo:main",
             "mtcae-push-to-hub=hub_scripts.push_to_hub:main",
             "mtcae-convert-videomae=hub_scripts.convert_videomae_checkpoint:main",

@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 from transformers import HfArgumentParser
 
 
 def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *, prog: str, description: str,
-                    positional: str | None = None) -> tuple:
+                    positional: str | None = None, exit_on_error: bool = True) -> tuple:
     """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each dataclass.
 
     Args:
@@ -28,6 +26,8 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
         prog: the program name shown in ``--help`` (the console script).
         description: the ``--help`` text above the options.
         positional: a field that may also be given as the first, unnamed argument (``mtcae-push-to-hub RUN``).
+        exit_on_error: a check's ``ValueError`` becomes a usage error (exit status 2); ``False`` raises it, for a
+            tool that reports it in its own words.
     """
     parser = HfArgumentParser(dataclass_types, prog=prog, description=description,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,6 +39,8 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
             argv = [f"--{positional}", *argv]
         return tuple(parser.parse_args_into_dataclasses(args=argv))
     except ValueError as error:
+        if not exit_on_error:
+            raise
         parser.error(str(error))
 
 
@@ -55,21 +57,4 @@ def check_positive(**values: int | float | None) -> None:
             raise ValueError(f"--{name} must be > 0; got {value!r}")
 
 
-def check_writable_folder(folder: str | os.PathLike, flag: str) -> None:
-    """Create ``folder`` if need be and write a probe file in it; an ``OSError`` naming ``flag`` otherwise.
-
-    The probe has a unique name (``tempfile``), so processes checking the same folder at once (the
-    ranks of a distributed run) never remove each other's probe.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"{flag} {folder} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise OSError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
-
-
-__all__ = ["check_choice", "check_positive", "check_writable_folder", "parse_arguments"]
+__all__ = ["check_choice", "check_positive", "parse_arguments"]

@@ -16,14 +16,13 @@ are listed at the end and in ``CACHE_DIR/prepare_report.json``; the others are p
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hub_scripts.cli import parse_arguments
-from processing.prepared_cache import DEFAULT_FRAMES_PER_SEGMENT, PreparedClipCache
-from processing.prepared_clips import face_labels_of
+from hub_scripts.training.arguments import DataArguments, ModelArguments
+from hub_scripts.training.data import prepare_dataset
+from processing.sampling_mtcae import DEFAULT_FRAMES_PER_SEGMENT
 
 
 @dataclass
@@ -45,46 +44,14 @@ class PrepareArguments:
             raise ValueError(f"--num_workers must be >= -1, got {self.num_workers}")
 
 
-def prepare_splits(splits: dict, cache: PreparedClipCache, num_workers: int = 0, progress: bool = True):
-    """Prepare every clip of the splits (each video once, even when it is in several splits)."""
-    videos, labels, seen = [], [], set()
-    for split in splits.values():
-        for video, label in zip(split["video"], face_labels_of(split)):
-            if video not in seen:
-                seen.add(video)
-                videos.append(video)
-                labels.append(label)
-    return cache.prepare(videos, labels, num_workers=num_workers, progress=progress)
-
-
-def write_report(cache_dir: Path, report) -> Path:
-    path = Path(cache_dir) / "prepare_report.json"
-    path.write_text(json.dumps({"prepared": report.prepared, "reused": report.reused, "failed": report.failed},
-                               indent=2))
-    return path
-
-
-def labelled_table(data_args, processor):
-    """The whole data set with its face labels joined, as training joins them."""
-    from hub_scripts.train import load_table, with_face_labels
-
-    table, _, root = load_table(data_args)
-    return with_face_labels({"all": table}, data_args, root, processor)["all"]
-
-
 def main(argv: list[str] | None = None) -> int:
-    from hub_scripts.train import DataArguments, ModelArguments, run_processor
-
     prepare_args, data_args, model_args = parse_arguments(
         (PrepareArguments, DataArguments, ModelArguments), argv, prog="mtcae-prepare", description=__doc__,
         positional="data_root")
-    processor = run_processor(data_args, model_args)
-    cache = PreparedClipCache(prepare_args.cache_dir, processor, prepare_args.frames_per_segment)
-    cache.check_writable()  # before reading the data set
-    report = prepare_splits({"all": labelled_table(data_args, processor)}, cache, prepare_args.num_workers)
-    report_path = write_report(cache.cache_dir, report)
+    report, cache = prepare_dataset(data_args, model_args, prepare_args.cache_dir, prepare_args.frames_per_segment,
+                                    prepare_args.num_workers)
     print(report.summary())
-    print(f"Prepared-clip cache: {cache.cache_dir} (report: {report_path})")
+    print(f"Prepared-clip cache: {cache.cache_dir} (report: {cache.cache_dir / 'prepare_report.json'})")
     return 0
 
 

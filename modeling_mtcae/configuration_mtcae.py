@@ -16,7 +16,18 @@ from typing import Any, ClassVar
 from transformers import PreTrainedConfig, VideoMAEConfig
 
 TASKS = ("face_detection", "face_landmark", "expression")
-DECODER_MODES = ("cascaded", "parallel", "fully_shared", "single_task")
+DECODER_MODE_DESCRIPTIONS = {
+    "cascaded": ("cascaded MTL (MTCAE-DFER)",
+                 "cascaded ({tasks}; each decoder is queried by the previous decoder's output)"),
+    "parallel": ("non-fully-shared MTL (parallel decoders)",
+                 "parallel (non-fully-shared multi-task: every decoder is queried by the projected encoder tokens)"),
+    "fully_shared": ("fully-shared MTL",
+                     "fully shared (one shared decoder, then the three task decoders on its output)"),
+    "single_task": ("single-task (expression decoder only)",
+                    "single task (the expression decoder only, no face heads)"),
+}
+"""The paper's four frameworks: ``decoder_mode`` -> (its name in the paper's ablation, its wiring)."""
+DECODER_MODES = tuple(DECODER_MODE_DESCRIPTIONS)
 PROJECTION_MODES = ("shared", "per_task")
 
 # Encoder sizes of the presets. All use the mean-pooling VideoMAE variant (no final LayerNorm).
@@ -295,4 +306,4 @@ def _pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[1])) if isinstance(value, (list, tuple)) else (int(value), int(value))
 
 
-__all__ = ["MTCAEConfig", "PRESETS", "TASKS", "DECODER_MODES", "PROJECTION_MODES"]
+__all__ = ["MTCAEConfig", "PRESETS", "TASKS", "DECODER_MODES", "DECODER_MODE_DESCRIPTIONS", "PROJECTION_MODES"]

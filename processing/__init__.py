@@ -1,9 +1,12 @@
-"""Video decoding and processing, face labels and datasets for MTCAE-DFER.
+"""Everything between a file on disk and the model's tensors: the video processor, frame sampling, face labels,
+data sets and folds, caches and the synthetic renderer.
 
-The video processor and the files it imports are saved next to the model as remote code (one flat folder):
-``video_processing_mtcae`` (the processor), ``decoding_mtcae`` (frame sampling, PyAV / torchcodec
-decoding), ``video_inputs_mtcae`` (in-memory inputs), ``face_geometry_mtcae`` (``FrameGeometry``: resize,
-crop, face alignment) and ``face_detection_mtcae`` (MTCNN for raw videos).
+The video processor and the files it imports are saved next to the model as remote code (one flat folder,
+third-party imports and each other only): ``video_processing_mtcae`` (the processor), ``sampling_mtcae``
+(every frame-sampling rule), ``decoding_mtcae`` (PyAV / torchcodec decoding), ``video_inputs_mtcae``
+(in-memory inputs), ``frame_folders`` (clips given as frame images), ``face_labels_mtcae`` (``FaceLabels``),
+``face_geometry_mtcae`` (``FrameGeometry``: resize, crop, face alignment, label mapping) and
+``face_detection_mtcae`` (MTCNN for raw videos). The other modules are the library the tools build on.
 """
 
 # Heavy modules (torch, transformers, av) load on first use of a name below, so that
@@ -11,33 +14,28 @@ crop, face alignment) and ``face_detection_mtcae`` (MTCNN for raw videos).
 _LAZY_EXPORTS = {
     "MTCAEVideoProcessor": "video_processing_mtcae",
     "FrameGeometry": "face_geometry_mtcae",
+    "FaceLabels": "face_labels_mtcae",
     "VideoDecodeError": "decoding_mtcae",
     "read_video": "decoding_mtcae",
-    "sample_frame_indices": "decoding_mtcae",
+    "sample_frame_indices": "sampling_mtcae",
     "VIDEO_EXTENSIONS": "decoding_mtcae",
-    "annotate_video": "face_labels",
-    "get_detector": "face_labels",
-    "available_detectors": "face_labels",
-    "FaceDetector": "face_labels",
+    "annotate_video": "face_detectors",
+    "get_detector": "face_detectors",
+    "available_detectors": "face_detectors",
+    "FaceDetector": "face_detectors",
     "AnnotationCache": "annotation_cache",
-    "FaceLabels": "annotation_cache",
     "sampler_key": "annotation_cache",
 }
 
 
 def register_auto_classes() -> bool:
-    """Map model_type "mtcae" to MTCAEVideoProcessor in AutoVideoProcessor (idempotent).
-
-    Returns False while the config class is not importable.
-    """
+    """Map model_type "mtcae" to MTCAEVideoProcessor in AutoVideoProcessor (idempotent); returns True."""
     from transformers import AutoVideoProcessor
 
-    from .video_processing_mtcae import MTCAEVideoProcessor
+    from modeling_mtcae.configuration_mtcae import MTCAEConfig  # deferred: torch and transformers
 
-    try:
-        from modeling_mtcae.configuration_mtcae import MTCAEConfig
-    except ImportError:
-        return False
+    from .video_processing_mtcae import MTCAEVideoProcessor  # deferred: torch, torchvision and transformers
+
     AutoVideoProcessor.register(MTCAEConfig, MTCAEVideoProcessor, exist_ok=True)
     return True
 

@@ -17,146 +17,30 @@ The file is plain Parquet, so ``datasets.Dataset.from_parquet(path)`` reads it t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from filelock import FileLock, Timeout
 
+from .face_labels_mtcae import LABEL_FIELDS, NUM_LANDMARKS, FaceLabels
+from .files import FINGERPRINT_COLUMNS, FileFingerprint, atomic_write, check_writable_folder, clip_mtime_ns, is_clip
+
 logger = logging.getLogger(__name__)
 
-NUM_LANDMARKS = 5
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 ALL_FRAMES = "all"
-HASH_SPAN = 64 * 1024  # bytes hashed at each end of a video
 LOCK_TIMEOUT_S = 600
+FACE_LABEL_COLUMN = "face_labels"  # a data-set table's column: the cache key of each clip's labels
 
-FINGERPRINT_COLUMNS = ("file_size", "file_mtime_ns", "file_sha256")
-CACHE_COLUMNS = (
-    "path",
-    "sampler_key",
-    "detector",
-    "width",
-    "height",
-    "num_source_frames",
-    "frame_indices",
-    "boxes",
-    "landmarks",
-    "mask",
-    "scores",
-) + FINGERPRINT_COLUMNS
+CACHE_COLUMNS = ("path", "sampler_key", "detector", "width", "height", "num_source_frames", *LABEL_FIELDS,
+                 "scores", *FINGERPRINT_COLUMNS)
 
 # What a cache row is for a video on disk; see AnnotationCache.state.
 RowState = Literal["current", "changed", "unverified", "missing"]
-
-
-@dataclass(frozen=True)
-class FileFingerprint:
-    """What identifies a video file's content: its size and a SHA-256 of its first and last 64 KiB.
-
-    Hashing the ends, not the whole file, keeps checking a data set cheap; the ends hold the
-    container's index (the MP4 ``moov`` box, the Matroska cues), which any re-encode or cut changes,
-    and the size changes with nearly every edit. ``mtime_ns`` is only a shortcut: a file with the
-    recorded size and mtime is taken as unchanged without reading it; with another mtime (a copy
-    without ``-p``, a ``touch``) the hash decides.
-
-    A clip given as a folder of frame images (:mod:`frame_folders`) is fingerprinted by its images
-    (hidden and non-image files left out): ``size`` is the sum of their sizes, ``mtime_ns`` the newest
-    one's, and the hash covers the image count, every image's name and size in frame order, and the
-    first and last :data:`HASH_SPAN` bytes of the first and the last image. So an image added, removed,
-    renamed or replaced by one of another size shows as changed; a middle image replaced by one of
-    exactly the same size (and the same newest mtime) does not.
-
-    Args:
-        size: file size in bytes (frame folder: the images' total).
-        mtime_ns: modification time in nanoseconds when fingerprinted (frame folder: the newest image's).
-        sha256: hex SHA-256 of the size, the first and the last :data:`HASH_SPAN` bytes (frame folder: see above).
-    """
-
-    size: int
-    mtime_ns: int
-    sha256: str
-
-    @classmethod
-    def of(cls, path: str | os.PathLike) -> FileFingerprint:
-        if os.path.isdir(path):
-            files, infos = _frame_stats(path)
-            return cls(sum(i.st_size for i in infos), max(i.st_mtime_ns for i in infos), _frames_sha256(files, infos))
-        info = os.stat(path)
-        return cls(info.st_size, info.st_mtime_ns, _ends_sha256(path, info.st_size))
-
-    @classmethod
-    def from_row(cls, row: dict) -> FileFingerprint:
-        return cls(int(row["file_size"]), int(row["file_mtime_ns"]), str(row["file_sha256"]))
-
-    def columns(self) -> dict:
-        return {"file_size": self.size, "file_mtime_ns": self.mtime_ns, "file_sha256": self.sha256}
-
-    def check(self, path: str | os.PathLike) -> Literal["same", "same content", "changed"]:
-        """``"same"`` (size and mtime as recorded), ``"same content"`` (other mtime, same hash) or ``"changed"``."""
-        if os.path.isdir(path):
-            try:
-                files, infos = _frame_stats(path)
-            except ValueError:  # emptied, or no images left
-                return "changed"
-            size, mtime_ns = sum(i.st_size for i in infos), max(i.st_mtime_ns for i in infos)
-            digest = lambda: _frames_sha256(files, infos)  # noqa: E731
-        else:
-            info = os.stat(path)
-            size, mtime_ns = info.st_size, info.st_mtime_ns
-            digest = lambda: _ends_sha256(path, info.st_size)  # noqa: E731
-        if size != self.size:
-            return "changed"
-        if mtime_ns == self.mtime_ns:
-            return "same"
-        return "same content" if digest() == self.sha256 else "changed"
-
-
-def clip_mtime_ns(path: str | os.PathLike) -> int:
-    """The modification time a fingerprint records for ``path`` (a frame folder: its newest image's)."""
-    if os.path.isdir(path):
-        return max(info.st_mtime_ns for info in _frame_stats(path)[1])
-    return os.stat(path).st_mtime_ns
-
-
-def is_clip(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a file or a folder (a clip given as frame images), i.e. can be fingerprinted."""
-    return os.path.isfile(path) or os.path.isdir(path)
-
-
-def _frame_stats(folder: str | os.PathLike) -> tuple[list[str], list[os.stat_result]]:
-    """The frame images of ``folder`` in frame order and their ``os.stat``; FrameFolderError when there are none."""
-    from .frame_folders import list_frames
-
-    files = list_frames(folder, check_sizes=False)
-    return files, [os.stat(file) for file in files]
-
-
-def _frames_sha256(files: list[str], infos: list[os.stat_result]) -> str:
-    digest = hashlib.sha256(str(len(files)).encode())
-    for file, info in zip(files, infos):
-        digest.update(f"{os.path.basename(file)}\0{info.st_size}\0".encode())
-    for file, info in ((files[0], infos[0]), (files[-1], infos[-1])):
-        digest.update(_ends_sha256(file, info.st_size).encode())
-    return digest.hexdigest()
-
-
-def _ends_sha256(path: str | os.PathLike, size: int) -> str:
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as file:
-        digest.update(file.read(HASH_SPAN))
-        if size > HASH_SPAN:
-            file.seek(max(HASH_SPAN, size - HASH_SPAN))
-            digest.update(file.read(HASH_SPAN))
-    return digest.hexdigest()
 
 
 def sampler_key(mode: str, num_frames: int) -> str:
@@ -166,77 +50,26 @@ def sampler_key(mode: str, num_frames: int) -> str:
     return f"{mode}:{int(num_frames)}"
 
 
-@dataclass
-class FaceLabels:
-    """Per-frame face labels for a list of frames, coordinates normalised to the source frame."""
+def labels_to_row(labels: FaceLabels, path: str, key: str, detector: str) -> dict:
+    """A cache row (without the fingerprint columns) holding ``labels``."""
+    values = labels.as_dict()
+    return {"path": str(path), "sampler_key": key, "detector": detector,
+            **{name: values[name] for name in CACHE_COLUMNS if name in values}}
 
-    frame_indices: np.ndarray  # (N,) int64
-    boxes: np.ndarray  # (N, 4) float32, x, y, w, h
-    landmarks: np.ndarray  # (N, 5, 2) float32, x, y
-    mask: np.ndarray  # (N,) bool, False where no face was found
-    scores: np.ndarray  # (N,) float32, detector confidence (1.0 for exact labels)
-    width: int = 0
-    height: int = 0
-    num_source_frames: int = 0
 
-    def __post_init__(self):
-        n = len(self.frame_indices)
-        self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64).reshape(n)
-        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(n, 4)
-        self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(n, NUM_LANDMARKS, 2)
-        self.mask = np.asarray(self.mask, dtype=bool).reshape(n)
-        self.scores = np.asarray(self.scores, dtype=np.float32).reshape(n)
-
-    def select(self, indices: Sequence[int]) -> FaceLabels:
-        """Labels for the given source frame indices; frames this row does not hold get mask False."""
-        position = {int(f): i for i, f in enumerate(self.frame_indices)}
-        rows = [position.get(int(f), -1) for f in indices]
-        found = np.array([r >= 0 for r in rows], dtype=bool)
-        take = np.array([max(r, 0) for r in rows], dtype=np.int64)
-        if len(self.frame_indices) == 0:
-            n = len(rows)
-            return FaceLabels(np.asarray(indices), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(n, bool),
-                              np.zeros(n), self.width, self.height, self.num_source_frames)
-        boxes = np.where(found[:, None], self.boxes[take], 0.0)
-        landmarks = np.where(found[:, None, None], self.landmarks[take], 0.0)
-        return FaceLabels(
-            frame_indices=np.asarray(indices, dtype=np.int64),
-            boxes=boxes,
-            landmarks=landmarks,
-            mask=self.mask[take] & found,
-            scores=np.where(found, self.scores[take], 0.0),
-            width=self.width,
-            height=self.height,
-            num_source_frames=self.num_source_frames,
-        )
-
-    def to_row(self, path: str, key: str, detector: str) -> dict:
-        return {
-            "path": str(path),
-            "sampler_key": key,
-            "detector": detector,
-            "width": int(self.width),
-            "height": int(self.height),
-            "num_source_frames": int(self.num_source_frames),
-            "frame_indices": self.frame_indices.tolist(),
-            "boxes": self.boxes.tolist(),
-            "landmarks": self.landmarks.tolist(),
-            "mask": self.mask.tolist(),
-            "scores": self.scores.tolist(),
-        }
-
-    @classmethod
-    def from_row(cls, row: dict) -> FaceLabels:
-        return cls(
-            frame_indices=np.asarray(row["frame_indices"]),
-            boxes=np.asarray(row["boxes"], dtype=np.float32) if len(row["boxes"]) else np.zeros((0, 4)),
-            landmarks=np.asarray(row["landmarks"], dtype=np.float32) if len(row["landmarks"]) else np.zeros((0, 5, 2)),
-            mask=np.asarray(row["mask"], dtype=bool),
-            scores=np.asarray(row["scores"], dtype=np.float32),
-            width=int(row["width"]),
-            height=int(row["height"]),
-            num_source_frames=int(row["num_source_frames"]),
-        )
+def labels_from_row(row: dict) -> FaceLabels:
+    """The :class:`FaceLabels` of a cache row."""
+    count = len(row["frame_indices"])
+    return FaceLabels(
+        frame_indices=np.asarray(row["frame_indices"], dtype=np.int64),
+        boxes=np.asarray(row["boxes"], dtype=np.float32).reshape(count, 4),
+        landmarks=np.asarray(row["landmarks"], dtype=np.float32).reshape(count, NUM_LANDMARKS, 2),
+        mask=np.asarray(row["mask"], dtype=bool),
+        scores=np.asarray(row["scores"], dtype=np.float32),
+        width=int(row["width"]),
+        height=int(row["height"]),
+        num_source_frames=int(row["num_source_frames"]),
+    )
 
 
 class AnnotationCache:
@@ -286,8 +119,13 @@ class AnnotationCache:
         if fingerprint is None and is_clip(self.root / path):
             fingerprint = FileFingerprint.of(self.root / path)
         columns = fingerprint.columns() if fingerprint is not None else dict.fromkeys(FINGERPRINT_COLUMNS)
-        self._rows[(str(path), key)] = {**labels.to_row(path, key, detector), **columns}
+        self._rows[(str(path), key)] = {**labels_to_row(labels, path, key, detector), **columns}
         self._changed.add((str(path), key))
+
+    def remove(self, path: str, key: str) -> None:
+        """Drop the ``(path, key)`` row, if any (the next :meth:`save` removes it from the file too)."""
+        self._rows.pop((str(path), key), None)
+        self._changed.discard((str(path), key))
 
     def state(self, path: str, key: str, file: str | os.PathLike | None = None) -> RowState:
         """Whether the ``(path, key)`` row is ``"current"`` for ``file`` (default ``root / path``), its
@@ -305,25 +143,40 @@ class AnnotationCache:
             self._changed.add((str(path), key))
         return "changed" if verdict == "changed" else "current"
 
-    def get(self, path: str, key: str | None = None, file: str | os.PathLike | None = None) -> FaceLabels | None:
-        """The row for ``(path, key)``, else the path's ``"all"`` row, else ``None``.
-
-        A row whose video (``file``, default ``root / path``) changed since it was labelled is never
-        served: it is logged and ``None`` is returned, as for a video the cache lacks.
-        """
+    def current_key(self, path: str, key: str | None = None, file: str | os.PathLike | None = None) -> str | None:
+        """The sampler key of the row that serves ``path``: ``key``'s row, else the ``"all"`` row; ``None`` when
+        there is none, or when its video (``file``, default ``root / path``) changed since it was labelled (logged:
+        such labels are never served)."""
         for candidate in ([key] if key else []) + [ALL_FRAMES]:
             state = self.state(path, candidate, file)
             if state == "missing":
                 continue
             self._warn_once(state, path)
-            return None if state == "changed" else FaceLabels.from_row(self._rows[(str(path), candidate)])
+            return None if state == "changed" else candidate
         return None
+
+    def labels(self, path: str, key: str) -> FaceLabels:
+        """The labels of the ``(path, key)`` row as stored (``KeyError`` without one); not checked against the video."""
+        return labels_from_row(self._rows[(str(path), key)])
+
+    def get(self, path: str, key: str | None = None, file: str | os.PathLike | None = None) -> FaceLabels | None:
+        """The labels of :meth:`current_key`'s row, else ``None`` (no row, or the video changed since)."""
+        found = self.current_key(path, key, file)
+        return None if found is None else self.labels(path, found)
+
+    def labels_of(self, dataset) -> list[FaceLabels | None]:
+        """Each row's labels, found by its ``rel_path`` and its ``face_labels`` key (:func:`attach_face_labels`)."""
+        if FACE_LABEL_COLUMN not in dataset.column_names:
+            return [None] * len(dataset)
+        rows = dataset.with_format(None).select_columns(["rel_path", FACE_LABEL_COLUMN])[:]
+        return [None if key is None else self.labels(path, key) for path, key in zip(rows["rel_path"],
+                                                                                       rows[FACE_LABEL_COLUMN])]
 
     def labels_for(self, path: str, frame_indices: Sequence[int], key: str | None = None,
                    file: str | os.PathLike | None = None) -> FaceLabels | None:
         """Labels of exactly ``frame_indices`` of ``path`` (mask False for frames the cache lacks)."""
         labels = self.get(path, key, file)
-        return None if labels is None else labels.select(frame_indices)
+        return None if labels is None else labels.at(frame_indices)
 
     def _warn_once(self, state: RowState, path: str) -> None:
         if state == "changed" and "changed" not in self._warned:
@@ -343,12 +196,10 @@ class AnnotationCache:
         if self.path.exists() and not self.path.is_file():
             raise IsADirectoryError(f"{self.path} exists and is not a file")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=".parquet.tmp"):
-                pass
+            check_writable_folder(self.path.parent, "the folder")
             open(f"{self.path}.lock", "a").close()  # what filelock opens for save's lock
         except OSError as error:
-            raise OSError(f"cannot write the face-label cache {self.path}: {error.strerror or error}") from error
+            raise OSError(f"cannot write the face-label cache {self.path}: {error}") from error
 
     def save(self) -> Path:
         """Merge with the file as other writers left it and replace it atomically, under the lock."""
@@ -358,7 +209,7 @@ class AnnotationCache:
             for key in self._synced - self._rows.keys():
                 merged.pop(key, None)  # dropped by this writer
             merged.update({key: self._rows[key] for key in self._changed})
-            _write_atomically(merged, self.path)
+            _write_parquet(merged, self.path)
         self._rows, self._synced, self._changed = merged, set(merged), set()
         return self.path
 
@@ -372,6 +223,42 @@ class AnnotationCache:
         except (OSError, ValueError, KeyError) as error:  # pyarrow's errors derive from these
             reason = f"{type(error).__name__}: {error}"
             raise ValueError(f"{self.path} is not a readable face-label cache ({reason})") from error
+
+
+def attach_face_labels(dataset, annotations, sampler_key: str | None = None):
+    """Add the ``face_labels`` column: for each clip the key that finds its labels in the face-label cache.
+
+    Args:
+        dataset: a table from one of the adapters (``rel_path`` is the cache key's path).
+        annotations: an :class:`AnnotationCache` or the path of its Parquet file.
+        sampler_key: the rows to take (e.g. ``"uniform:16"``); that sampler's row, else the ``"all"`` row (every
+            frame, as the synthetic set writes them), else the path's only row.
+
+    Returns:
+        The table with ``face_labels``: the row's sampler key, ``None`` for a clip the cache lacks or whose video
+        changed since it was labelled (logged), so no frame of it trains the face heads. Read the labels with
+        :meth:`AnnotationCache.labels_of`.
+    """
+    cache = annotations if isinstance(annotations, AnnotationCache) else AnnotationCache(annotations)
+    keys_of: dict[str, list[str]] = {}
+    for path, key in cache.keys():
+        keys_of.setdefault(path, []).append(key)
+    found, missing = [], []
+    for rel, video in zip(dataset["rel_path"], dataset["video"]):
+        key = cache.current_key(rel, sampler_key, file=video)
+        if key is None and len(keys_of.get(rel, [])) == 1:
+            key = cache.current_key(rel, keys_of[rel][0], file=video)
+        found.append(key)
+        if key is None:
+            missing.append(rel)
+    if missing:
+        logger.warning("%d of %d videos have no face labels in %s (their face losses are masked), e.g. %s",
+                       len(missing), len(dataset), cache.path, missing[:3])
+    if FACE_LABEL_COLUMN in dataset.column_names:
+        dataset = dataset.remove_columns(FACE_LABEL_COLUMN)
+    from datasets import Value
+
+    return dataset.add_column(FACE_LABEL_COLUMN, found, feature=Value("string"))
 
 
 @contextmanager
@@ -416,37 +303,23 @@ def _arrow_schema():
     )
 
 
-def _write_atomically(rows: dict[tuple[str, str], dict], path: Path) -> None:
-    """Temp file + rename, so a killed job never leaves a torn cache; the file keeps its mode (new: 0666 - umask)."""
+def _write_parquet(rows: dict[tuple[str, str], dict], path: Path) -> None:
+    """The rows as one Parquet table, written atomically (a killed job never leaves a torn cache)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = pa.Table.from_pylist([rows[k] for k in sorted(rows)], schema=_arrow_schema())
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".parquet.tmp")  # mkstemp makes it 0600
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
 __all__ = [
     "ALL_FRAMES",
     "CACHE_COLUMNS",
-    "LANDMARK_NAMES",
+    "FACE_LABEL_COLUMN",
     "AnnotationCache",
-    "FaceLabels",
-    "FileFingerprint",
     "RowState",
+    "attach_face_labels",
+    "labels_from_row",
+    "labels_to_row",
     "sampler_key",
 ]

@@ -1,8 +1,9 @@
 """On-the-fly decoding for ``datasets.Dataset.set_transform``: rows of paths -> model inputs.
 
-Each call decodes the sampled frames of each video with :class:`MTCAEVideoProcessor`, picks the face
-labels of exactly those frames from the rows' joined ``face_*`` columns, and maps them into
-model-input coordinates with the same geometry as the pixels.
+Each call decodes the sampled frames of each video with :class:`MTCAEVideoProcessor`, gives it the clip's
+face labels (found in the face-label cache by the rows' ``rel_path`` and ``face_labels`` key), and the
+processor maps the labels of exactly those frames into model-input coordinates with the same geometry as
+the pixels.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, read_video
+from .annotation_cache import FACE_LABEL_COLUMN, AnnotationCache
+from .decoding_mtcae import VideoDecodeError, read_video
+from .sampling_mtcae import stored_frame_indices
+from .video_processing_mtcae import MTCAEVideoProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -26,28 +30,26 @@ class ClipTransform:
         processor: the video processor (frame count, size, resize mode, normalisation).
         train: random temporal jitter inside the uniform segments (training augmentation).
         random_flip: with ``train``, also mirror half of the clips left-right (labels mirrored too).
-
-    Face targets come from the rows' ``face_*`` columns (joined by
-    :func:`processing.datasets.attach_face_labels`); without them the expression task trains alone.
+        face_labels: the face-label cache the rows' ``face_labels`` keys (:func:`attach_face_labels
+            <processing.annotation_cache.attach_face_labels>`) find their labels in; without it the expression
+            task trains alone.
     """
 
-    def __init__(self, processor: MTCAEVideoProcessor, train: bool = False, random_flip: bool = False):
+    def __init__(self, processor: MTCAEVideoProcessor, train: bool = False, random_flip: bool = False,
+                 face_labels: AnnotationCache | None = None):
         self.processor = processor
         self.train = train
         self.random_flip = random_flip
+        self.face_labels = face_labels
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, torch.Tensor]:
         # Jitter draws from torch's global RNG, which Trainer seeds and restores on resume.
         generator = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if self.train else None
         videos = batch["video"]
         face_labels = None
-        if "face_boxes" in batch:  # joined by processing.datasets.attach_face_labels
-            face_labels = [
-                None if len(boxes) == 0 else
-                {"frame_indices": indices, "boxes": boxes, "landmarks": landmarks, "mask": mask}
-                for indices, boxes, landmarks, mask in zip(
-                    batch["face_frame_indices"], batch["face_boxes"], batch["face_landmarks"], batch["face_mask"])
-            ]
+        if self.face_labels is not None and FACE_LABEL_COLUMN in batch:
+            face_labels = [None if key is None else self.face_labels.labels(path, key)
+                           for path, key in zip(batch["rel_path"], batch[FACE_LABEL_COLUMN])]
         encoded = self.processor(
             videos,
             face_labels=face_labels,
@@ -75,8 +77,6 @@ def find_unreadable_videos(paths: list[str], num_frames: int = 16) -> dict[str, 
     centres included), so a file whose tail is truncated is found here, before training, instead of
     stopping an epoch halfway (or the PCA start). Memory stays bounded on long clips.
     """
-    from .prepared_cache import stored_frame_indices
-
     def dense(metadata) -> np.ndarray:
         return stored_frame_indices(metadata.total_num_frames, num_frames)
 

@@ -5,16 +5,13 @@ read only this registry, so adding a data set is one :func:`register_dataset` ca
 below)::
 
     entry = get_dataset("ravdess")
-    table, report = entry.load(root, options)       # a datasets.Dataset of paths, and its LoadReport
-    entry.fold_scheme, entry.resize_mode              # "ravdess6", "full_frame"
+    table, report = entry.load(root, LoadOptions(num_classes=8), "ravdess6")  # a datasets.Dataset of paths
+    entry.fold_scheme, entry.resize_mode                                     # "ravdess6", "full_frame"
 
-``options`` is the parsed data arguments of ``mtcae-train`` (any object with the attributes an entry
-reads: ``num_classes`` and ``fold_scheme`` for RAVDESS, ``mead_views`` / ``mead_levels`` for MEAD,
-``synthetic_actors`` / ``synthetic_clips_per_class`` for the synthetic set).
-
-RAVDESS with ``fold_scheme="ravdess_single"`` (the MTCAE-DFER paper's protocol) is loaded here, and only
-here, with :data:`processing.protocols.RAVDESS_SINGLE_LOAD_KWARGS`: 7 classes, speech, audio-video files,
-i.e. the protocol's 1,440 clips (``num_classes=8`` is refused with that scheme).
+:class:`LoadOptions` are the loaders' typed options (RAVDESS's classes, MEAD's views and levels, the
+synthetic set's size); a fold scheme that needs its data loaded a certain way declares it
+(:attr:`processing.folds.FoldScheme.load_filter`: ``ravdess_single`` loads the paper's 1,440 clips in 7 classes)
+and :meth:`DatasetEntry.load` applies it, refusing an option that asks otherwise.
 
 DFEW, FERV39k and MAFW (:mod:`processing.datasets_in_the_wild`) are clips given as folders of face
 frames: every clip of their split files is loaded once, and their official folds (``dfew5``,
@@ -24,6 +21,7 @@ frames: every clip of their split files is loaded once, and their official folds
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +30,45 @@ from typing import Any
 
 from . import datasets as adapters
 from . import datasets_in_the_wild as in_the_wild
-from .protocols import RAVDESS_SINGLE_LOAD_KWARGS
+from .dataset_files import LoadReport
+from .folds import get_fold_scheme
+from .synthetic import generate_synthetic_dfer
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the loaders read, with the tools' defaults (``mtcae-train``'s data options are built from these).
+
+    Args:
+        num_classes: RAVDESS: 7 (calm merged into neutral) or 8.
+        vocal: RAVDESS: "speech", "song" or "both".
+        modalities: RAVDESS modality codes: "01" audio-video, "02" video-only.
+        mead_views: MEAD camera views.
+        mead_levels: MEAD intensity levels.
+        synthetic_actors: synthetic subjects (RAVDESS has 24).
+        synthetic_clips_per_class: synthetic clips per subject and class.
+    """
+
+    num_classes: int = 7
+    vocal: str = "speech"
+    modalities: tuple[str, ...] = ("01", "02")
+    mead_views: tuple[str, ...] = ("front",)
+    mead_levels: tuple[int, ...] = adapters.MEAD_LEVELS
+    synthetic_actors: int = 24
+    synthetic_clips_per_class: int = 6
+
+    def for_scheme(self, scheme: str | os.PathLike | None) -> LoadOptions:
+        """These options with ``scheme``'s load filter applied; an option changed from its default to another
+        value than the filter's is refused, naming it."""
+        if scheme is None:
+            return self
+        found = get_fold_scheme(scheme)
+        defaults = LoadOptions()
+        for name, value in found.load_filter.items():
+            given = getattr(self, name)
+            if given != value and given != getattr(defaults, name):
+                raise ValueError(f"--fold_scheme {found.name} is {found.filter_reason}: drop --{name} {given}")
+        return dataclasses.replace(self, **found.load_filter)
 
 
 @dataclass(frozen=True)
@@ -42,10 +78,10 @@ class DatasetEntry:
     Args:
         key: the name given to ``--dataset`` (and stored in ``run_summary.json``).
         name: the display name (model card, tables).
-        load: ``load(root, options) -> (Dataset, LoadReport)``.
+        loader: ``loader(root, options) -> (Dataset, LoadReport)``.
         class_names: the fixed label order (ids = positions); the default one where an option changes
             it (RAVDESS with 8 classes), ``None`` where the data names the classes (one folder per class).
-        fold_scheme: the default subject-independent fold scheme (see ``processing.datasets.make_folds``).
+        fold_scheme: the default subject-independent fold scheme (see :mod:`processing.folds`).
         resize_mode: the default input framing of ``MTCAEVideoProcessor``.
         license: the data set's license tag for the model card (Hub license identifiers).
         url: where the data set is described.
@@ -56,7 +92,7 @@ class DatasetEntry:
 
     key: str
     name: str
-    load: Callable[[Path, Any], tuple[Any, adapters.LoadReport]]
+    loader: Callable[[Path, LoadOptions], tuple[Any, LoadReport]]
     class_names: tuple[str, ...] | None
     fold_scheme: str
     resize_mode: str = "full_frame"
@@ -71,6 +107,11 @@ class DatasetEntry:
         if root is None and self.default_root is None:
             raise ValueError(f"--dataset {self.key} needs --data_root (the folder holding the {self.name} files)")
         return Path(root if root is not None else self.default_root)
+
+    def load(self, root: str | os.PathLike, options: LoadOptions | None = None,
+             fold_scheme: str | os.PathLike | None = None) -> tuple[Any, LoadReport]:
+        """``(table, report)``: the data set under ``root``, loaded as ``fold_scheme`` needs it."""
+        return self.loader(Path(root), (options or LoadOptions()).for_scheme(fold_scheme))
 
 
 DATASETS: dict[str, DatasetEntry] = {}
@@ -111,50 +152,27 @@ def display_name(key: str | None) -> str:
 # ------------------------------------------------------------------------------------------------
 # Loaders: (root, options) -> (dataset, report)
 # ------------------------------------------------------------------------------------------------
-def _load_synthetic(root: Path, options) -> tuple:
-    from .synthetic import generate_synthetic_dfer  # renders only what is missing
-
-    generate_synthetic_dfer(root, num_actors=getattr(options, "synthetic_actors", 24),
-                            clips_per_class=getattr(options, "synthetic_clips_per_class", 6))
+def _load_synthetic(root: Path, options: LoadOptions) -> tuple:
+    generate_synthetic_dfer(root, num_actors=options.synthetic_actors,
+                            clips_per_class=options.synthetic_clips_per_class)  # renders only what is missing
     return adapters.load_ravdess(root, num_classes=7, return_report=True)
 
 
-def _load_ravdess(root: Path, options) -> tuple:
-    num_classes = getattr(options, "num_classes", 7)
-    if getattr(options, "fold_scheme", None) == "ravdess_single":
-        if num_classes != RAVDESS_SINGLE_LOAD_KWARGS["num_classes"]:
-            raise ValueError(f"--fold_scheme ravdess_single is the paper's 7-class protocol: drop --num_classes "
-                             f"{num_classes} (use ravdess6 for the peers' 8 classes)")
-        return adapters.load_ravdess(root, **RAVDESS_SINGLE_LOAD_KWARGS, return_report=True)
-    return adapters.load_ravdess(root, num_classes=num_classes, return_report=True)
+def _load_ravdess(root: Path, options: LoadOptions) -> tuple:
+    return adapters.load_ravdess(root, num_classes=options.num_classes, vocal=options.vocal,
+                                 modalities=options.modalities, return_report=True)
 
 
-def _load_crema_d(root: Path, options) -> tuple:
-    return adapters.load_crema_d(root, return_report=True)
+def _load_mead(root: Path, options: LoadOptions) -> tuple:
+    return adapters.load_mead(root, views=options.mead_views, levels=options.mead_levels, return_report=True)
 
 
-def _load_mead(root: Path, options) -> tuple:
-    return adapters.load_mead(root, views=getattr(options, "mead_views", ("front",)),
-                              levels=getattr(options, "mead_levels", adapters.MEAD_LEVELS), return_report=True)
+def _root_only(load: Callable) -> Callable[[Path, LoadOptions], tuple]:
+    """A loader of a data set that takes no option."""
+    return lambda root, options: load(root, return_report=True)
 
 
-def _load_folder(root: Path, options) -> tuple:
-    return adapters.load_video_folder(root, return_report=True)
-
-
-def _load_dfew(root: Path, options) -> tuple:
-    return in_the_wild.load_dfew(root, return_report=True)
-
-
-def _load_ferv39k(root: Path, options) -> tuple:
-    return in_the_wild.load_ferv39k(root, return_report=True)
-
-
-def _load_mafw(root: Path, options) -> tuple:
-    return in_the_wild.load_mafw(root, return_report=True)
-
-
-# DatasetEntry(key, name, load, class_names, fold_scheme, ...)
+# DatasetEntry(key, name, loader, class_names, fold_scheme, ...)
 register_dataset(DatasetEntry(
     "synthetic", "Synthetic DFER", _load_synthetic, adapters.RAVDESS_7_CLASSES, "subject_kfold",
     resize_mode="face_align", license="apache-2.0",
@@ -187,7 +205,7 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    "crema_d", "CREMA-D", _load_crema_d, adapters.CREMA_D_CLASSES, "crema5",
+    "crema_d", "CREMA-D", _root_only(adapters.load_crema_d), adapters.CREMA_D_CLASSES, "crema5",
     license="odbl", url="https://github.com/CheyneyComputerScience/CREMA-D",
     description=(
         "[CREMA-D](https://github.com/CheyneyComputerScience/CREMA-D) (Cao et al., 2014): 7,442 clips of 91 "
@@ -222,7 +240,8 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    "dfew", "DFEW", _load_dfew, in_the_wild.DFEW_CLASSES, "dfew5", url="https://dfew-dataset.github.io/",
+    "dfew", "DFEW", _root_only(in_the_wild.load_dfew), in_the_wild.DFEW_CLASSES, "dfew5",
+    url="https://dfew-dataset.github.io/",
     description=(
         "[DFEW](https://dfew-dataset.github.io/) (Jiang et al., 2020): 16,372 clips from over 1,500 movies, "
         "given as folders of face-aligned frames; the 11,697 single-labelled clips in 7 classes (happy, sad, "
@@ -239,7 +258,7 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    "ferv39k", "FERV39k", _load_ferv39k, in_the_wild.DFEW_CLASSES, "ferv39k_official",
+    "ferv39k", "FERV39k", _root_only(in_the_wild.load_ferv39k), in_the_wild.DFEW_CLASSES, "ferv39k_official",
     url="https://wangyanckxx.github.io/Proj_CVPR2022_FERV39k.html",
     description=(
         "[FERV39k](https://wangyanckxx.github.io/Proj_CVPR2022_FERV39k.html) (Wang et al., 2022): 38,935 "
@@ -256,7 +275,8 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    "mafw", "MAFW", _load_mafw, in_the_wild.MAFW_CLASSES, "mafw5", url="https://mafw-database.github.io/MAFW/",
+    "mafw", "MAFW", _root_only(in_the_wild.load_mafw), in_the_wild.MAFW_CLASSES, "mafw5",
+    url="https://mafw-database.github.io/MAFW/",
     description=(
         "[MAFW](https://mafw-database.github.io/MAFW/) (Liu et al., 2022): 10,045 clips in the wild, given as "
         "folders of face frames; the 9,172 single-labelled clips in 11 classes (anger, disgust, fear, happiness, "
@@ -274,8 +294,9 @@ register_dataset(DatasetEntry(
 ))
 
 register_dataset(DatasetEntry(
-    "folder", "Video folder", _load_folder, None, "subject_kfold",
+    "folder", "Video folder", _root_only(adapters.load_video_folder), None, "subject_kfold",
     description="A class-per-folder video data set with subject-independent folds.",
 ))
 
-__all__ = ["DATASETS", "DatasetEntry", "dataset_key", "display_name", "get_dataset", "register_dataset"]
+__all__ = ["DATASETS", "DatasetEntry", "LoadOptions", "dataset_key", "display_name", "get_dataset",
+           "register_dataset"]

@@ -1,7 +1,7 @@
 """In-the-wild DFER data sets given as frame folders with official split files: DFEW, FERV39k, MAFW.
 
 Each adapter returns a ``datasets.Dataset`` with the columns of the other adapters
-(:mod:`processing.datasets`):
+(:mod:`processing.dataset_files`):
 
 - ``video``: absolute path of the clip's frame folder (read by :mod:`processing.frame_folders`),
 - ``rel_path``: that folder relative to ``root`` (POSIX): the face-label cache key,
@@ -14,13 +14,13 @@ Each adapter returns a ``datasets.Dataset`` with the columns of the other adapte
 
 plus ``scene`` for FERV39k. Rows of the split files that do not match the format, name an unknown
 label, a missing or empty clip folder, or repeat a clip (twice in a list, in train and test of the same
-fold, or with two labels) are listed in the :class:`~processing.datasets.LoadReport` (``invalid``,
+fold, or with two labels) are listed in the :class:`~processing.dataset_files.LoadReport` (``invalid``,
 as ``split_file:line``) and logged, never dropped silently; clip folders that no split file read lists
 (e.g. DFEW's multi-labelled clips) are counted in ``report.filtered``.
 
-Folds: :func:`dfew5`, :func:`mafw5` and :func:`ferv39k_official` turn a loaded data set into the
-official :class:`~processing.datasets.Fold` objects (training = every loaded clip outside the fold's
-test list; each official training list is exactly that complement).
+Folds: the schemes ``dfew5``, ``mafw5`` and ``ferv39k_official`` of :mod:`processing.folds` turn a loaded data
+set into the official folds (training = every loaded clip outside the fold's test list; each official training
+list is exactly that complement).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datasets import Fold, LoadReport, _build, _finish, _fold_from_subjects
+from .dataset_files import LoadReport, build_table, finish
 from .frame_folders import FrameFolderError, count_frames
 
 logger = logging.getLogger(__name__)
@@ -262,7 +262,7 @@ def _load(root, layout: _Layout, folds: list[int], one_row_per_clip: bool, retur
     extra = {"split": Value("string"), "test_fold": Value("int32"), "num_frames": Value("int32")}
     if layout.scenes:
         extra["scene"] = Value("string")
-    return _finish(_build(rows, layout.class_names, report, extra), report, return_report, annotations)
+    return finish(build_table(rows, layout.class_names, report, extra), report, return_report, annotations)
 
 
 def _check_fold(fold: int | None, num_folds: int) -> list[int]:
@@ -291,11 +291,11 @@ def load_dfew(
     Args:
         root: the DFEW folder.
         fold: an official fold 1-5 (its ``{train,test}(single-labeled)/set_{fold}.csv``, rows in file order
-            with ``split``), or ``None``: every clip of the five sets once (use :func:`dfew5`).
+            with ``split``), or ``None``: every clip of the five sets once (folds: the ``dfew5`` scheme).
         frames_dir: the frame folders' parent, e.g. ``"Clip/jpg_256"`` for the 256-pixel frames.
         split_dir: the folder of the split files (CSV with the header ``video_name,label``, labels 1-7).
-        return_report: also return the :class:`~processing.datasets.LoadReport`.
-        annotations: a face-label cache to join, as in :func:`processing.datasets.attach_face_labels`.
+        return_report: also return the :class:`~processing.dataset_files.LoadReport`.
+        annotations: a face-label cache to join, as in :func:`processing.annotation_cache.attach_face_labels`.
 
     Returns:
         The dataset (labels :data:`DFEW_CLASSES`, subject = clip number "NNNNN"); and the report if asked.
@@ -342,7 +342,7 @@ def load_mafw(
 
     Args:
         root: the MAFW folder.
-        fold: an official fold 1-5, or ``None``: every clip of the five sets once (use :func:`mafw5`).
+        fold: an official fold 1-5, or ``None``: every clip of the five sets once (folds: the ``mafw5`` scheme).
         frames_dir: the frame folders' parent.
         split_dir: the folder of ``set_K/{train,test}.txt`` (rows ``00025.mp4 anger``).
         return_report: also return the report.
@@ -356,60 +356,4 @@ def load_mafw(
     return _load(root, layout, _check_fold(fold, MAFW_FOLDS), fold is None, return_report, annotations)
 
 
-# ----------------------------------------------------------------------------------------------------
-# Official folds.
-# ----------------------------------------------------------------------------------------------------
-
-
-def official_folds(dataset, num_folds: int) -> list[Fold]:
-    """Fold k (:attr:`~processing.datasets.Fold.number` k) tests the clips whose ``test_fold`` is k and trains
-    on every other loaded clip.
-
-    Folds without test clips in ``dataset`` (e.g. a data set loaded with one ``fold``) are left out (logged).
-    """
-    if "test_fold" not in getattr(dataset, "column_names", ()):
-        raise ValueError("the official folds need a dataset loaded with load_dfew / load_ferv39k / load_mafw "
-                         "(--dataset dfew, ferv39k or mafw): this one has no test_fold column")
-    subjects = list(dataset["subject"])
-    test_fold = list(dataset["test_fold"])
-    folds = []
-    for k in range(1, num_folds + 1):
-        test = [s for s, f in zip(subjects, test_fold) if f == k]
-        if not test:
-            logger.info("official fold %d has no test clips in this dataset; left out", k)
-            continue
-        train = [s for s, f in zip(subjects, test_fold) if f != k]
-        folds.append(_fold_from_subjects(f"fold{k}", subjects, train, test, number=k))
-    if not folds:
-        raise ValueError("the dataset has no test clips in the official test lists")
-    return folds
-
-
-def dfew5(dataset) -> list[Fold]:
-    """DFEW's five official folds (``EmoLabel_DataSplit/*/set_{1..5}.csv``) of a :func:`load_dfew` dataset."""
-    return official_folds(dataset, DFEW_FOLDS)
-
-
-def mafw5(dataset) -> list[Fold]:
-    """MAFW's five official single-label folds of a :func:`load_mafw` dataset."""
-    return official_folds(dataset, MAFW_FOLDS)
-
-
-def ferv39k_official(dataset) -> list[Fold]:
-    """FERV39k's one official train / test split of a :func:`load_ferv39k` dataset (as a one-fold list)."""
-    return official_folds(dataset, 1)
-
-
-__all__ = [
-    "DFEW_CLASSES",
-    "DFEW_FOLDS",
-    "MAFW_CLASSES",
-    "MAFW_FOLDS",
-    "dfew5",
-    "ferv39k_official",
-    "load_dfew",
-    "load_ferv39k",
-    "load_mafw",
-    "mafw5",
-    "official_folds",
-]
+__all__ = ["DFEW_CLASSES", "DFEW_FOLDS", "MAFW_CLASSES", "MAFW_FOLDS", "load_dfew", "load_ferv39k", "load_mafw"]

@@ -1,12 +1,13 @@
 # Copyright 2025 The MTCAE-DFER contributors. Licensed under the Apache License, Version 2.0.
-"""Frame sampling and video decoding for MTCAE-DFER (PyAV, or torchcodec when it loads).
+"""Video decoding for MTCAE-DFER (PyAV, or torchcodec when it loads): only the sampled frames are decoded.
 
 Saved next to the model as remote code with :mod:`video_processing_mtcae`: third-party imports only
 (numpy, torch, transformers; ``av`` and ``torchcodec`` imported when a file is decoded).
 
 Frame indices are positions in presentation order of the decoded frames (what a plain
 ``for frame in container.decode(video=0)`` loop enumerates), so a label cache written for
-``"uniform:16"`` and the pixels decoded here always refer to the same frames.
+``"uniform:16"`` and the pixels decoded here always refer to the same frames; which frames a clip gives
+is :mod:`sampling_mtcae`'s.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import numpy as np
 import torch
 
 from .frame_folders import FRAME_FOLDER_BACKEND, FrameFolderError, is_frame_folder, read_frame_folder
+from .sampling_mtcae import sample_frame_indices
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".flv", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".3gp")
-SAMPLING_MODES = ("uniform", "stride")
 VIDEO_BACKENDS = ("pyav", "torchcodec", "auto")
 # FFmpeg demuxers of still images: a file they open is a picture, whatever its name says.
 IMAGE_DEMUXERS = ("image2",)
@@ -40,55 +41,6 @@ class VideoDecodeError(ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"Cannot decode video '{self.path}': {reason}")
-
-
-# --------------------------------------------------------------------------------------------
-# Frame sampling
-# --------------------------------------------------------------------------------------------
-
-
-def sample_frame_indices(
-    num_source_frames: int,
-    num_frames: int = 16,
-    mode: str = "uniform",
-    jitter: bool = False,
-    generator: np.random.Generator | None = None,
-) -> np.ndarray:
-    """Indices of the ``num_frames`` frames to take from a clip of ``num_source_frames`` frames.
-
-    Args:
-        num_source_frames: number of frames N in the clip (>= 1).
-        num_frames: number of frames T to return.
-        mode: ``"uniform"`` splits the clip into T equal segments ``[floor(i*N/T), floor((i+1)*N/T))``
-            and takes each segment's centre ``floor((i+0.5)*N/T)``; ``"stride"`` is the authors'
-            notebook: stride ``max(1, N // T)`` from frame 0.
-        jitter: ``"uniform"`` only: a random index inside each segment instead of its centre
-            (training augmentation); an empty segment gives its start.
-        generator: numpy generator for the jitter (a fresh default one when ``None``).
-
-    Returns:
-        ``(T,)`` int64 indices in ``[0, N-1]``, non-decreasing; they repeat when ``N < T``.
-    """
-    n, t = int(num_source_frames), int(num_frames)
-    if n < 1:
-        raise ValueError(f"num_source_frames must be >= 1, got {num_source_frames}")
-    if t < 1:
-        raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    positions = np.arange(t, dtype=np.int64)
-    if mode == "uniform":
-        starts = (positions * n) // t
-        if jitter:
-            ends = ((positions + 1) * n) // t
-            generator = generator if generator is not None else np.random.default_rng()
-            lengths = np.maximum(ends - starts, 1)
-            indices = starts + (generator.random(t) * lengths).astype(np.int64).clip(max=lengths - 1)
-        else:
-            indices = np.floor((positions + 0.5) * n / t).astype(np.int64)
-    elif mode == "stride":
-        indices = positions * max(1, n // t)
-    else:
-        raise ValueError(f"Unknown sampling mode {mode!r}; expected one of {SAMPLING_MODES}")
-    return np.clip(indices, 0, n - 1).astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -532,11 +484,9 @@ def _read_frame_folder(path: str, indices_fn: Callable[[dict], np.ndarray]):
 __all__ = [
     "VIDEO_BACKENDS",
     "VIDEO_EXTENSIONS",
-    "SAMPLING_MODES",
     "VideoDecodeError",
     "frame_to_rgb",
     "is_torchcodec_usable",
     "read_video",
-    "sample_frame_indices",
     "video_metadata_from_info",
 ]

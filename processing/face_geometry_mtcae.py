@@ -3,6 +3,10 @@
 
 Saved next to the model as remote code with :mod:`video_processing_mtcae` (numpy, torch, torchvision).
 
+Every crop, mirror and mapping of face labels goes through here: :meth:`FrameGeometry.labels_to_input`
+and :meth:`FrameGeometry.labels_to_source` map them between the source frame and the model input,
+:func:`crop_geometry` maps them into a crop of the frame, and :func:`mirror_face_labels` mirrors them.
+
 One :class:`FrameGeometry` describes, for each frame of a clip, the 2x3 affine matrix that takes
 source pixels to model-input pixels, together with the pixel operation that realises it. It warps the
 frames, maps face labels into the model input and maps predicted boxes back to the source frame.
@@ -27,7 +31,11 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as tvF
 
-RESIZE_MODES = ("full_frame", "shortest_edge", "face_crop", "face_align")
+from .face_labels_mtcae import MIRRORED_LANDMARKS, NUM_LANDMARKS, FaceLabels
+
+FACE_MODES = ("face_crop", "face_align")
+"""The framings that follow the face: they need face labels (or a face detector)."""
+RESIZE_MODES = ("full_frame", "shortest_edge", *FACE_MODES)
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 # ArcFace's 5-point template for 112 x 112 aligned faces (insightface), as fractions of the side:
@@ -40,84 +48,6 @@ FACE_ALIGN_TEMPLATE = np.array(
 FACE_ALIGN_POINTS = (0, 1, 2)
 # Below this zoom factor a face_align warp first downscales the frame with antialiasing.
 ANTIALIAS_BELOW_SCALE = 0.9
-
-
-# --------------------------------------------------------------------------------------------
-# Face labels of a clip
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class ClipFaceLabels:
-    """A clip's face labels, one row per labelled source frame, normalised to the source frame.
-
-    Attributes:
-        frame_indices: ``(L,)`` int64 source frame index of each row, increasing, no repeats.
-        boxes: ``(L, 4)`` float64 x, y, w, h.
-        landmarks: ``(L, 5, 2)`` float64 x, y of the eyes, nose and mouth corners (image left first).
-        mask: ``(L,)`` bool, False where the frame has no face.
-    """
-
-    frame_indices: np.ndarray
-    boxes: np.ndarray
-    landmarks: np.ndarray
-    mask: np.ndarray
-
-    @classmethod
-    def from_input(cls, labels: Any, frame_indices: np.ndarray, num_source_frames: int | None = None) -> ClipFaceLabels:
-        """Face labels as the processor accepts them -> rows keyed by source frame index.
-
-        ``labels`` is a dict or an object with ``boxes`` (L, 4), ``landmarks`` (L, 5, 2), optional
-        ``mask`` (L,) and optional ``frame_indices`` (L,). Without ``frame_indices`` the rows are either
-        the frames being processed (L == len(frame_indices)) or every source frame (L ==
-        ``num_source_frames``; when that is unknown, any L covering the largest frame index).
-        """
-        get = labels.get if isinstance(labels, dict) else (lambda key, default=None: getattr(labels, key, default))
-        boxes = np.asarray(get("boxes"), dtype=np.float64).reshape(-1, 4)
-        landmarks = np.asarray(get("landmarks"), dtype=np.float64).reshape(-1, 5, 2)
-        mask_value = get("mask")
-        mask = np.ones(len(boxes), bool) if mask_value is None else np.asarray(mask_value, bool).reshape(-1)
-        if not len(boxes) == len(landmarks) == len(mask):
-            raise ValueError(f"face labels hold {len(boxes)} boxes, {len(landmarks)} landmark sets and {len(mask)} "
-                             "mask entries; they must agree")
-        indices = get("frame_indices")
-        frame_indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-        if indices is None:
-            indices = _implicit_label_indices(len(boxes), frame_indices, num_source_frames)
-        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
-        if len(indices) != len(boxes):
-            raise ValueError(f"face labels hold {len(boxes)} frames but {len(indices)} frame_indices")
-        # One row per source frame, sorted; a repeated frame keeps a labelled row when it has one.
-        order = np.lexsort((~mask, indices))
-        first = np.r_[True, indices[order][1:] != indices[order][:-1]] if len(order) else np.zeros(0, bool)
-        keep = order[first]
-        return cls(indices[keep], boxes[keep], landmarks[keep], mask[keep])
-
-    def rows_for(self, frame_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(boxes, landmarks, mask)`` of the given source frames; mask False for frames without a row."""
-        rows, found = _lookup(self.frame_indices, np.asarray(frame_indices, dtype=np.int64).reshape(-1))
-        return self.boxes[rows], self.landmarks[rows], self.mask[rows] & found
-
-
-def _implicit_label_indices(num_rows: int, frame_indices: np.ndarray, num_source_frames: int | None) -> np.ndarray:
-    if num_rows == len(frame_indices):
-        return frame_indices
-    every = num_rows == num_source_frames if num_source_frames is not None else num_rows > frame_indices.max(initial=-1)
-    if every:
-        return np.arange(num_rows)
-    expected = f" or {num_source_frames} (every source frame)" if num_source_frames is not None else ""
-    raise ValueError(
-        f"face labels hold {num_rows} frames, expected {len(frame_indices)} (the sampled frames){expected}, "
-        "or pass `frame_indices` with them"
-    )
-
-
-def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row of each query in ``sorted_keys`` (0 where absent) and whether it was found."""
-    if len(sorted_keys) == 0:
-        return np.zeros(len(queries), np.int64), np.zeros(len(queries), bool)
-    rows = np.minimum(np.searchsorted(sorted_keys, queries), len(sorted_keys) - 1)
-    return rows, sorted_keys[rows] == queries
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,35 +115,41 @@ class FrameGeometry:
         return frames
 
     def labels_to_input(self, boxes: Any, landmarks: Any, mask: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Face labels normalised to the source frame -> normalised model-input coordinates.
+        """Face labels normalised to the source frame -> normalised model-input coordinates, as tensors.
 
         Args:
-            boxes: ``(T, 4)`` x, y, w, h; landmarks: ``(T, 5, 2)``; mask: ``(T,)`` bool, one row per frame.
+            boxes: ``(T, 4)`` x, y, w, h; landmarks: ``(T, NUM_LANDMARKS, 2)``; mask: ``(T,)`` bool, one row per frame.
 
         Returns:
-            float32 / float32 / bool tensors, clipped to [0, 1]; a box entirely outside the input gets
-            mask False; masked frames have zero boxes and landmarks. A box becomes the bounds of its
-            four mapped corners.
+            float32 / float32 / bool tensors of :meth:`map_labels`; masked frames have zero boxes and landmarks.
+        """
+        return label_tensors(*self.map_labels(boxes, landmarks, mask))
+
+    def map_labels(self, boxes: Any, landmarks: Any, mask: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Face labels normalised to the source frame -> normalised model-input coordinates (float64 numpy).
+
+        Clipped to [0, 1]; a box becomes the bounds of its four mapped corners, and a box entirely outside the
+        input gets mask False.
         """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
+        landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
         mask = np.asarray(mask, dtype=bool).reshape(-1)
         mapped_boxes, mapped_landmarks = warp_face_labels(boxes, landmarks, self.matrices, self.source_size,
                                                           self.output_size)
         low = np.clip(mapped_boxes[:, :2], 0.0, 1.0)
         high = np.clip(mapped_boxes[:, :2] + mapped_boxes[:, 2:], 0.0, 1.0)
         mapped_mask = mask & (high[:, 0] > low[:, 0]) & (high[:, 1] > low[:, 1])
-        return label_tensors(np.concatenate([low, high - low], axis=-1), np.clip(mapped_landmarks, 0.0, 1.0),
-                             mapped_mask)
+        return np.concatenate([low, high - low], axis=-1), np.clip(mapped_landmarks, 0.0, 1.0), mapped_mask
 
     def labels_to_source(self, boxes: Any, landmarks: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Model-input-normalised ``(T, 4)`` boxes and ``(T, 5, 2)`` landmarks -> normalised to the source frame.
+        """Model-input-normalised ``(T, 4)`` boxes and ``(T, NUM_LANDMARKS, 2)`` landmarks -> normalised to the source
+        frame.
 
         The inverse of :meth:`labels_to_input` (not clipped); a box comes back as the bounds of its four
         corners, so under a rotation it contains the original box.
         """
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, 5, 2)
+        landmarks = np.asarray(landmarks, dtype=np.float64).reshape(-1, NUM_LANDMARKS, 2)
         return warp_face_labels(boxes, landmarks, invert_affine(self.matrices), self.output_size, self.source_size)
 
     def _resample_matrices(self) -> np.ndarray:
@@ -249,7 +185,7 @@ def build_frame_geometry(
     frame_indices: Any,
     output_size: tuple[int, int],
     resize_mode: str = "full_frame",
-    labels: ClipFaceLabels | None = None,
+    labels: FaceLabels | None = None,
     face_crop_margin: float = 0.25,
     face_align_padding: float = 0.25,
     center_crop: tuple[int, int] | None = None,
@@ -260,8 +196,9 @@ def build_frame_geometry(
     """The geometry of the frames ``frame_indices`` of a clip of ``source_size`` (height, width) frames.
 
     ``resize_mode`` is one of :data:`RESIZE_MODES`; the face modes use ``labels`` (all of the clip's
-    labelled frames) and fall back to ``full_frame`` with a warning (``missing_reason``) when no face is
-    usable. ``center_crop`` (height, width) is cut from the centre of the result (``do_center_crop``).
+    labelled frames, whichever frames are asked for) and fall back to ``full_frame`` with a warning
+    (``missing_reason``) when no face is usable. ``center_crop`` (height, width) is cut from the centre of the
+    result (``do_center_crop``).
     """
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f"resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
@@ -271,12 +208,13 @@ def build_frame_geometry(
     source_size = (int(source_size[0]), int(source_size[1]))
     output_size = (int(output_size[0]), int(output_size[1]))
     common = dict(frame_indices=indices, source_size=source_size, interpolation=interpolation, antialias=antialias)
+    labels = None if labels is None else labels.keyed
     geometry = None
     if resize_mode == "face_align":
         geometry = _face_align_geometry(labels, output_size, face_align_padding, common)
     elif resize_mode == "face_crop":
         geometry = _face_crop_geometry(labels, output_size, face_crop_margin, common)
-    if geometry is None and resize_mode in ("face_crop", "face_align"):
+    if geometry is None and resize_mode in FACE_MODES:
         warnings.warn(f"resize_mode={resize_mode!r} {missing_reason}: using the full frame instead.", stacklevel=3)
     if geometry is None and resize_mode == "shortest_edge":
         geometry = _shortest_edge_geometry(output_size, common)
@@ -318,7 +256,7 @@ def _shortest_edge_geometry(output_size: tuple[int, int], common: dict) -> Frame
                          center_crops=(output_size,), matrices=matrices, **common)
 
 
-def _face_crop_geometry(labels: ClipFaceLabels | None, output_size: tuple[int, int], margin: float,
+def _face_crop_geometry(labels: FaceLabels | None, output_size: tuple[int, int], margin: float,
                         common: dict) -> FrameGeometry | None:
     """One square around every labelled face of the clip, rounded to whole pixels."""
     src_h, src_w = common["source_size"]
@@ -333,7 +271,7 @@ def _face_crop_geometry(labels: ClipFaceLabels | None, output_size: tuple[int, i
                          matrices=matrices, **common)
 
 
-def _face_align_geometry(labels: ClipFaceLabels | None, output_size: tuple[int, int], padding: float,
+def _face_align_geometry(labels: FaceLabels | None, output_size: tuple[int, int], padding: float,
                          common: dict) -> FrameGeometry | None:
     """Each frame's own face on the template, or the warp of the clip's nearest labelled frame."""
     if labels is None:
@@ -405,7 +343,7 @@ def warp_face_labels(boxes: np.ndarray, landmarks: np.ndarray, matrices: np.ndar
                      to_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Face labels through per-frame 2x3 pixel matrices.
 
-    ``boxes`` (T, 4) x, y, w, h and ``landmarks`` (T, 5, 2) are normalised to ``from_size`` = (height, width)
+    ``boxes`` (T, 4) x, y, w, h and ``landmarks`` (T, K, 2) are normalised to ``from_size`` = (height, width)
     and come back normalised to ``to_size``; a box becomes the bounds of its four warped corners. Not clipped.
     """
     scale_in = np.array([from_size[1], from_size[0]], dtype=np.float64)
@@ -478,10 +416,21 @@ def label_tensors(boxes: np.ndarray, landmarks: np.ndarray, mask: np.ndarray):
     )
 
 
-def mirror_face_labels(boxes: torch.Tensor, landmarks: torch.Tensor, mask: torch.Tensor):
-    """Face labels of a left-right mirrored input (model-input coordinates): x -> 1 - x, left/right
-    points swapped; masked frames stay 0. Any leading shape (``(T, ...)`` or ``(B, T, ...)``)."""
-    boxes, landmarks = boxes.clone(), landmarks[..., [1, 0, 2, 4, 3], :].clone()
+def crop_geometry(source_size: tuple[int, int], frame_indices: Any, crop: tuple[int, int, int]) -> FrameGeometry:
+    """The geometry of cutting the integer square ``crop`` = ``(left, top, side)`` out of the frames, unscaled."""
+    left, top, side = (int(v) for v in crop)
+    indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
+    return FrameGeometry(mode="face_crop", frame_indices=indices,
+                         source_size=(int(source_size[0]), int(source_size[1])), output_size=(side, side),
+                         resized_size=(side, side), crop=(left, top, side),
+                         matrices=_scale_matrices(len(indices), 1.0, 1.0, float(left), float(top)))
+
+
+def mirror_face_labels(boxes, landmarks, mask):
+    """Face labels of left-right mirrored frames: ``x -> 1 - x``, left and right points swapped
+    (:data:`MIRRORED_LANDMARKS`); rows without a face are zero. numpy arrays or torch tensors, any leading shape
+    (``(T, ...)`` or ``(B, T, ...)``); the inputs are not changed."""
+    boxes, landmarks = boxes[..., [0, 1, 2, 3]], landmarks[..., list(MIRRORED_LANDMARKS), :]
     boxes[..., 0] = 1.0 - boxes[..., 0] - boxes[..., 2]
     landmarks[..., 0] = 1.0 - landmarks[..., 0]
     boxes[~mask] = 0.0
@@ -492,10 +441,11 @@ def mirror_face_labels(boxes: torch.Tensor, landmarks: torch.Tensor, mask: torch
 __all__ = [
     "FACE_ALIGN_POINTS",
     "FACE_ALIGN_TEMPLATE",
+    "FACE_MODES",
     "RESIZE_MODES",
-    "ClipFaceLabels",
     "FrameGeometry",
     "build_frame_geometry",
+    "crop_geometry",
     "face_crop_box",
     "identity_geometry",
     "invert_affine",

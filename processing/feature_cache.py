@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .prepared_cache import write_safetensors_atomically
+from .prepared_cache import default_cache_dir, write_safetensors_atomically
 from .prepared_clips import ENTRY_COLUMN, PreparedClipTransform
 
 logger = logging.getLogger(__name__)
@@ -59,8 +59,6 @@ class EncoderFeatureCache:
             raise ValueError("the encoder feature cache needs a frozen encoder (freeze_encoder=True): a trained "
                              "encoder changes its tokens every step")
         self.model, self.dtype = model, dtype
-        from .prepared_cache import default_cache_dir
-
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.folder = root / "features" / encoder_digest(model, dtype)
 

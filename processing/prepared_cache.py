@@ -6,19 +6,19 @@ decodes each video once, applies the processor's geometry (every ``resize_mode``
 with the clip's face labels included) and stores, per video, uint8 frames at model resolution plus
 the face labels already mapped into model-input coordinates.
 
-Which frames are stored: every source frame when the clip has at most
-``num_frames * frames_per_segment`` frames (64 by default: the synthetic set's 32, DFEW's mean 77
-is above), else, in each of the ``num_frames`` uniform segments, ``frames_per_segment`` evenly
-spaced frames plus the segment's centre (the frame evaluation takes) and the ``stride`` sampler's
-frame. Training's temporal jitter then draws one stored frame per segment: exactly the on-the-fly
-jitter distribution when every frame is stored, ``frames_per_segment`` (+1) choices per segment
-otherwise.
+Which frames are stored: :func:`processing.sampling_mtcae.stored_frame_indices` (every source frame when
+the clip has at most ``num_frames * frames_per_segment`` frames, 64 by default: the synthetic set's 32,
+DFEW's mean 77 is above; else ``frames_per_segment`` evenly spaced frames per segment plus the frames
+evaluation takes). Training's temporal jitter then draws one stored frame per segment with the same
+rule as on-the-fly decoding: exactly the on-the-fly jitter distribution when every frame is stored,
+``frames_per_segment`` (+1) choices per segment otherwise.
 
 Storage: one safetensors file per video (memory-mapped on read; tensors ``frames`` uint8
 ``(K, 3, H, W)``, ``frame_indices`` int64 ``(K,)``, ``face_boxes`` / ``face_landmarks`` /
-``face_mask``), in ``CACHE_DIR/<key[:2]>/<key>.safetensors``. The key hashes the video's path,
-size and modification time, the face labels used, and every processor setting that changes pixels
-(:func:`pixel_settings`), so a changed file, label or setting is prepared again, never served stale.
+``face_mask``), in ``CACHE_DIR/<key[:2]>/<key>.safetensors``. The key hashes the video's path and
+content fingerprint (:class:`processing.files.FileFingerprint`), the face labels used, and every processor
+setting that changes pixels (:func:`pixel_settings`), so a changed file, label or setting is prepared again,
+never served stale.
 Entries are written to a temporary name and renamed, so an entry is complete or absent: a killed
 run resumes where it stopped and never serves a half-written entry.
 """
@@ -30,7 +30,6 @@ import json
 import logging
 import multiprocessing
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,21 +38,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from .video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, read_video, sample_frame_indices
+from .decoding_mtcae import VideoDecodeError, read_video
+from .face_labels_mtcae import FaceLabels
+from .files import TEMPORARY_PREFIX, FileFingerprint, atomic_write, check_writable_folder
+from .sampling_mtcae import DEFAULT_FRAMES_PER_SEGMENT, stored_frame_indices
+from .video_processing_mtcae import MTCAEVideoProcessor
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = 1
-DEFAULT_FRAMES_PER_SEGMENT = 4
+CACHE_FORMAT_VERSION = 2  # 2: keyed by the content fingerprint (a frame folder by its images)
 # Processor attributes that change the stored pixels or labels; normalisation, flips and jitter
 # are applied when the cache is read, so they are not part of the key.
 PIXEL_SETTINGS = (
     "size", "resize_mode", "face_crop_margin", "face_align_padding", "antialias", "resample", "do_resize",
     "do_center_crop", "crop_size", "num_frames", "sampling_mode", "video_backend", "face_detector",
 )
-LABEL_FIELDS = ("frame_indices", "boxes", "landmarks", "mask")
 AUTO_WORKERS_MIN_CLIPS = 64  # fewer missing clips are prepared in-process: worker start-up would cost more
-TEMP_PREFIX = ".tmp-"  # entries being written: ".tmp-<pid>-<random>.safetensors", renamed when whole
 
 
 def default_cache_dir() -> Path:
@@ -72,44 +72,12 @@ def pixel_settings(processor: MTCAEVideoProcessor, frames_per_segment: int = DEF
     return json.loads(json.dumps(settings, default=str))
 
 
-def _labels_digest(face_labels: Any) -> str:
-    """A digest of a clip's face labels (dict or object with frame_indices/boxes/landmarks/mask)."""
-    if face_labels is None:
-        return "none"
-    get = face_labels.get if isinstance(face_labels, dict) else (lambda k, d=None: getattr(face_labels, k, d))
-    digest = hashlib.sha256()
-    for name in LABEL_FIELDS:
-        value = get(name)
-        digest.update(name.encode())
-        if value is not None:
-            digest.update(np.ascontiguousarray(np.asarray(value, dtype=np.float64)).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def file_fingerprint(path: str | os.PathLike) -> dict:
-    """What identifies a video's content without reading it: resolved path, size, modification time."""
-    stat = os.stat(path)
-    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def entry_key(path: str | os.PathLike, settings: dict, face_labels: Any = None) -> str:
-    """The cache key of one video under one setting (changes with the file, its labels or the setting)."""
-    payload = {"file": file_fingerprint(path), "labels": _labels_digest(face_labels), "settings": settings}
+def entry_key(path: str | os.PathLike, settings: dict, face_labels: FaceLabels | dict | None = None) -> str:
+    """The cache key of one video under one setting (changes with the file's content, its labels or the setting)."""
+    labels = "none" if face_labels is None else FaceLabels.from_input(face_labels).digest()
+    payload = {"file": {"path": str(Path(path).resolve()), **FileFingerprint.of(path).columns()}, "labels": labels,
+               "settings": settings}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def stored_frame_indices(num_source_frames: int, num_frames: int = 16,
-                         frames_per_segment: int = DEFAULT_FRAMES_PER_SEGMENT) -> np.ndarray:
-    """The source frames a cache entry keeps (see the module docstring); sorted, unique, int64."""
-    n, t, k = int(num_source_frames), int(num_frames), int(frames_per_segment)
-    if n <= t * k:
-        return np.arange(n, dtype=np.int64)
-    segment = np.arange(t)[:, None]
-    starts, ends = (segment * n) // t, ((segment + 1) * n) // t
-    spaced = starts + np.floor((np.arange(k)[None, :] + 0.5) * (ends - starts) / k).astype(np.int64)
-    centres = sample_frame_indices(n, t, "uniform")
-    strided = sample_frame_indices(n, t, "stride")
-    return np.unique(np.concatenate([spaced.reshape(-1), centres, strided])).astype(np.int64)
 
 
 def prepare_entry(path: str, processor: MTCAEVideoProcessor, face_labels: Any = None,
@@ -137,26 +105,18 @@ def write_safetensors_atomically(tensors: dict[str, torch.Tensor], target: Path,
     """Write ``tensors`` under a temporary name beside ``target`` and rename it: readers see all or nothing."""
     from safetensors.torch import save_file
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".safetensors",
-                                         dir=target.parent)
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)  # atomic: readers see the whole entry or none
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(target, lambda temporary: save_file(tensors, temporary, metadata=metadata), keep_mode=False)
 
 
 @dataclass
 class PrepareReport:
-    """What :func:`prepare_clips` did: entries written, entries already there, videos that failed."""
+    """What :meth:`PreparedClipCache.prepare` did: entries written, entries already there, videos that failed,
+    and the entry file of every video that has one (``entries``)."""
 
     prepared: int = 0
     reused: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    entries: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"{self.prepared} clip(s) prepared, {self.reused} already in the cache, {len(self.failed)} failed"]
@@ -182,7 +142,8 @@ class PreparedClipCache:
         self.frames_per_segment = int(frames_per_segment)
         self.settings = pixel_settings(processor, self.frames_per_segment)
 
-    def entry_path(self, video: str, face_labels: Any = None) -> Path:
+    def entry_path(self, video: str, face_labels: FaceLabels | dict | None = None) -> Path:
+        """Where the entry of ``video`` with ``face_labels`` lies (reads the video's fingerprint)."""
         key = entry_key(video, self.settings, face_labels)
         return self.cache_dir / key[:2] / f"{key}.safetensors"
 
@@ -193,17 +154,15 @@ class PreparedClipCache:
     def check_writable(self) -> None:
         """Fail now, before any decoding, when the cache folder cannot be written."""
         try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=self.cache_dir, prefix=".probe-"):
-                pass
+            check_writable_folder(self.cache_dir, "the folder")
         except OSError as error:
             raise PermissionError(f"cannot write the prepared-clip cache folder {self.cache_dir}: {error}") from error
 
     def remove_abandoned_temporaries(self) -> int:
         """Delete this cache's own half-written files left by a killed run (their writer is gone)."""
         removed = 0
-        for temporary in self.cache_dir.glob(f"*/{TEMP_PREFIX}*.safetensors"):
-            pid = temporary.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        for temporary in self.cache_dir.glob(f"*/{TEMPORARY_PREFIX}*.safetensors"):
+            pid = temporary.name[len(TEMPORARY_PREFIX):].split("-", 1)[0]
             if pid.isdigit() and not _process_alive(int(pid)):
                 temporary.unlink(missing_ok=True)
                 removed += 1
@@ -213,43 +172,51 @@ class PreparedClipCache:
                 progress: bool = True) -> PrepareReport:
         """Prepare every video not in the cache yet; a video that fails is reported and the rest go on.
 
-        ``num_workers``: decoding processes; ``-1`` (default) one per core (up to 4) when more than
-        64 clips are missing, else in this process; ``0``: in this process.
+        ``face_labels``: one per video (``FaceLabels``, a dict of the same fields, or ``None``). ``num_workers``:
+        decoding processes; ``-1`` (default) one per core (up to 4) when more than 64 clips are missing, else in
+        this process; ``0``: in this process. Each video's entry path is worked out once (``report.entries``).
         """
         self.check_writable()
         self.remove_abandoned_temporaries()
         labels = list(face_labels) if face_labels is not None else [None] * len(videos)
         if len(labels) != len(videos):
             raise ValueError(f"got {len(labels)} face labels for {len(videos)} videos")
-        report = PrepareReport()
-        todo = []
-        for video, label in zip(videos, labels):
-            if (video, label) in self:
+        report, todo = PrepareReport(), []
+        for video, label in zip(map(str, videos), labels):
+            try:
+                target = self.entry_path(video, label)
+            except (OSError, ValueError) as error:  # a missing file, an emptied frame folder
+                report.failed[video] = f"{type(error).__name__}: {error}"
+                continue
+            if target.is_file():
                 report.reused += 1
+                report.entries[video] = str(target)
             else:
-                todo.append((str(video), label))
-        for video, error in self._run(todo, num_workers, progress):
+                todo.append((video, label, str(target)))
+        for (video, _, target), error in zip(todo, self._run(todo, num_workers, progress)):
             if error is None:
                 report.prepared += 1
+                report.entries[video] = target
             else:
                 report.failed[video] = error
         if report.failed:
             logger.warning("prepared-clip cache %s:\n%s", self.cache_dir, report.summary())
         return report
 
-    def _run(self, todo: list[tuple[str, Any]], num_workers: int, progress: bool):
+    def _run(self, todo: list[tuple[str, Any, str]], num_workers: int, progress: bool):
+        """Prepare ``todo``; yields each job's error (``None`` when it was written), in the order of ``todo``."""
         from tqdm.auto import tqdm
 
         if num_workers < 0:  # auto
             num_workers = min(4, os.cpu_count() or 1) if len(todo) > AUTO_WORKERS_MIN_CLIPS else 0
-        jobs = [(video, label, self.processor.to_dict(), str(self.entry_path(video, label)), self.frames_per_segment,
-                 self.settings) for video, label in todo]
+        jobs = [(video, label, self.processor.to_dict(), target, self.frames_per_segment, self.settings)
+                for video, label, target in todo]
         bar = tqdm(total=len(jobs), desc="preparing clips", unit="clip", disable=not progress or not jobs)
         if num_workers <= 0 or len(jobs) <= 1:
             results = map(_prepare_job, jobs)
         else:
             pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker)
-            results = pool.imap_unordered(_prepare_job, jobs)
+            results = pool.imap(_prepare_job, jobs)
         try:
             for result in results:
                 bar.update(1)
@@ -259,7 +226,7 @@ class PreparedClipCache:
             if num_workers > 0 and len(jobs) > 1:
                 pool.terminate()
 
-    def load(self, video: str, face_labels: Any = None) -> dict[str, torch.Tensor]:
+    def load(self, video: str, face_labels: FaceLabels | dict | None = None) -> dict[str, torch.Tensor]:
         """The entry of one video, memory-mapped (``KeyError`` when it was not prepared)."""
         from safetensors.torch import load_file
 
@@ -286,7 +253,8 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # workers run in parallel already
 
 
-def _prepare_job(job) -> tuple[str, str | None]:
+def _prepare_job(job) -> str | None:
+    """Prepare and write one entry; the error (one line) or ``None``."""
     video, label, processor_dict, target, frames_per_segment, settings = job
     key = json.dumps(processor_dict, sort_keys=True, default=str)
     if key not in _PROCESSORS:
@@ -296,8 +264,8 @@ def _prepare_job(job) -> tuple[str, str | None]:
         tensors = prepare_entry(video, _PROCESSORS[key], label, frames_per_segment)
         write_safetensors_atomically(tensors, Path(target), {"video": video, "settings": json.dumps(settings)})
     except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
-        return video, f"{type(error).__name__}: {error}"
-    return video, None
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 __all__ = [
@@ -305,9 +273,7 @@ __all__ = [
     "PrepareReport",
     "default_cache_dir",
     "entry_key",
-    "file_fingerprint",
     "pixel_settings",
     "prepare_entry",
-    "stored_frame_indices",
     "write_safetensors_atomically",
 ]

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .prepared_cache import PreparedClipCache
-from .video_processing_mtcae import sample_frame_indices
+from .annotation_cache import AnnotationCache
+from .prepared_cache import PreparedClipCache, PrepareReport
+from .sampling_mtcae import jittered_frame_indices, sample_frame_indices
 
 logger = logging.getLogger(__name__)
 
@@ -28,25 +29,17 @@ def pick_stored_frames(stored: np.ndarray, num_source_frames: int, num_frames: i
                        jitter: bool = False, generator: np.random.Generator | None = None) -> np.ndarray:
     """Positions in ``stored`` (sorted source indices) of the frames to feed the model.
 
-    Without jitter: the processor's own sampling (every wanted frame is stored). With jitter
-    (``uniform`` only): one stored frame per segment, drawn as the on-the-fly sampler draws, so
-    that when every source frame is stored the two paths take the same frames for the same draw.
+    Without jitter: the processor's own sampling (every wanted frame is stored). With jitter (``uniform``
+    only): one stored frame per segment, drawn by :func:`~processing.sampling_mtcae.jittered_frame_indices`
+    as the on-the-fly sampler draws, so that when every source frame is stored the two paths take the same
+    frames for the same draw.
     """
-    n, t = int(num_source_frames), int(num_frames)
-    if not jitter:
-        wanted = sample_frame_indices(n, t, mode)
-    else:
+    if jitter:
         generator = generator if generator is not None else np.random.default_rng()
-        draws = generator.random(t)
-        segment = np.arange(t)
-        starts, ends = (segment * n) // t, ((segment + 1) * n) // t
-        wanted = np.empty(t, dtype=np.int64)
-        for i in range(t):
-            low, high = np.searchsorted(stored, [starts[i], max(ends[i], starts[i] + 1)])
-            candidates = stored[low:high] if high > low else stored[[min(low, len(stored) - 1)]]
-            wanted[i] = candidates[min(int(draws[i] * len(candidates)), len(candidates) - 1)]
-    positions = np.searchsorted(stored, wanted)
-    positions = np.clip(positions, 0, len(stored) - 1)
+        wanted = jittered_frame_indices(num_source_frames, num_frames, generator.random(int(num_frames)), stored)
+    else:
+        wanted = sample_frame_indices(num_source_frames, num_frames, mode)
+    positions = np.clip(np.searchsorted(stored, wanted), 0, len(stored) - 1)
     if not np.array_equal(stored[positions], wanted):
         raise ValueError("the prepared entry lacks frames this sampling needs: it was prepared for another setting")
     return positions
@@ -120,38 +113,28 @@ def _take(entry, name: str, positions: np.ndarray) -> torch.Tensor:
     return block[torch.from_numpy(positions - low)]
 
 
-def attach_prepared_entries(dataset, cache: PreparedClipCache, num_workers: int = 0, progress: bool = True):
+def attach_prepared_entries(dataset, cache: PreparedClipCache, face_labels: AnnotationCache | None = None,
+                            num_workers: int = 0, progress: bool = True) -> tuple[Any, PrepareReport]:
     """Prepare every video of ``dataset`` (once; resumable) and add the ``prepared_entry`` column.
 
-    Rows whose video cannot be prepared are dropped and returned in the report (``failed``), so a
-    long job keeps going past a bad file and says so at the end.
+    ``face_labels``: the cache the rows' ``face_labels`` keys find their labels in. Rows whose video cannot be
+    prepared are dropped and returned in the report (``failed``), so a long job keeps going past a bad file and
+    says so at the end.
     """
-    report = cache.prepare(list(dataset["video"]), face_labels_of(dataset), num_workers=num_workers,
-                           progress=progress)
+    labels = face_labels.labels_of(dataset) if face_labels is not None else None
+    report = cache.prepare(list(dataset["video"]), labels, num_workers=num_workers, progress=progress)
+    return add_prepared_entries(dataset, report), report
+
+
+def add_prepared_entries(dataset, report: PrepareReport):
+    """Keep the rows whose clip ``report`` prepared and add the ``prepared_entry`` column (each row's cache file)."""
     if report.failed:
         dataset = dataset.filter(lambda row: row["video"] not in report.failed)
-    return add_prepared_entries(dataset, cache), report
-
-
-def add_prepared_entries(dataset, cache: PreparedClipCache):
-    """Add the ``prepared_entry`` column (each row's cache file) to rows whose clips are already prepared."""
-    entries = [str(cache.entry_path(video, labels)) for video, labels in zip(dataset["video"], face_labels_of(dataset))]
+    entries = [report.entries[video] for video in dataset["video"]]
     if ENTRY_COLUMN in dataset.column_names:
         dataset = dataset.remove_columns(ENTRY_COLUMN)
     return dataset.add_column(ENTRY_COLUMN, entries)
 
 
-def face_labels_of(dataset) -> list[dict | None]:
-    """The rows' joined face labels (``face_*`` columns), one dict or ``None`` per row."""
-    if "face_boxes" not in dataset.column_names:
-        return [None] * len(dataset)
-    columns = dataset.select_columns(["face_frame_indices", "face_boxes", "face_landmarks", "face_mask"])[:]
-    return [
-        None if len(boxes) == 0 else {"frame_indices": indices, "boxes": boxes, "landmarks": marks, "mask": mask}
-        for indices, boxes, marks, mask in zip(columns["face_frame_indices"], columns["face_boxes"],
-                                               columns["face_landmarks"], columns["face_mask"])
-    ]
-
-
-__all__ = ["ENTRY_COLUMN", "PreparedClipTransform", "add_prepared_entries", "attach_prepared_entries", "face_labels_of",
+__all__ = ["ENTRY_COLUMN", "PreparedClipTransform", "add_prepared_entries", "attach_prepared_entries",
            "pick_stored_frames"]

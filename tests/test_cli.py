@@ -49,8 +49,7 @@ def test_help_exits_cleanly(name, capsys):
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path, capsys):
-    from hub_scripts import convert_videomae_checkpoint, demo, pretrain, push_to_hub
-    from processing import synthetic
+    from hub_scripts import convert_videomae_checkpoint, demo, pretrain, push_to_hub, synthetic
 
     cases = [
         (synthetic.main, ["--root", str(tmp_path / "synth"), "--height", "143"], "positive even numbers"),

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from mtcae_test_utils import tiny_encoder_kwargs
 from transformers import VideoMAEConfig, VideoMAEModel
 
-from hub_scripts.convert_videomae_checkpoint import LGIFormerCheckpointError
 from hub_scripts.convert_videomae_checkpoint import main as convert_main
+from hub_scripts.hub.videomae_conversion import LGIFormerCheckpointError
 from modeling_mtcae import MTCAEForVideoClassification
 
 
@@ -310,7 +310,7 @@ def test_transformers_videomae_round_trips_through_the_original_layout_into_mtca
 
 def test_paper_preset_and_processor_follow_a_converted_160px_encoder(tmp_path, clips_dir):
     """A HiCMAE-layout encoder at 160 px, 16 frames: 8 x 10 x 10 = 800 tokens, and a 160 px processor."""
-    from hub_scripts.train import processor_for
+    from hub_scripts.training.model import processor_for
     from processing.video_processing_mtcae import MTCAEVideoProcessor
 
     torch.manual_seed(5)

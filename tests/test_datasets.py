@@ -11,14 +11,12 @@ from processing.datasets import (
     MEAD_CLASSES,
     RAVDESS_7_CLASSES,
     RAVDESS_8_CLASSES,
-    add_validation_split,
-    get_fold,
     load_crema_d,
     load_mead,
     load_ravdess,
     load_video_folder,
-    make_folds,
 )
+from processing.folds import add_validation_split, get_fold, make_folds
 
 
 def _touch(root: Path, *relpaths: str) -> None:
@@ -365,8 +363,9 @@ def test_face_labels_are_joined_from_the_annotation_cache(ravdess_root, caplog):
     import numpy as np
     import torch
 
-    from processing.annotation_cache import AnnotationCache, FaceLabels
+    from processing.annotation_cache import AnnotationCache
     from processing.clip_transform import ClipTransform
+    from processing.face_labels_mtcae import FaceLabels
 
     labelled = "Actor_01/01-01-03-01-01-01-01.mp4"
     cache = AnnotationCache(ravdess_root / "face_labels.parquet")
@@ -381,13 +380,14 @@ def test_face_labels_are_joined_from_the_annotation_cache(ravdess_root, caplog):
     with caplog.at_level(logging.WARNING):
         dataset = load_ravdess(ravdess_root, annotations=ravdess_root / "face_labels.parquet")
     rows = _by_rel(dataset)
-    row = rows[labelled]
-    np.testing.assert_array_equal(row["face_frame_indices"], labels.frame_indices)
-    np.testing.assert_allclose(row["face_boxes"], labels.boxes, rtol=0, atol=1e-7)
-    np.testing.assert_allclose(row["face_landmarks"], labels.landmarks, rtol=0, atol=1e-7)
-    assert row["face_mask"] == labels.mask.tolist()
-    unlabelled = [r for rel, r in rows.items() if rel != labelled]
-    assert unlabelled and all(r["face_boxes"] == [] and r["face_mask"] == [] for r in unlabelled)
+    joined = dict(zip(dataset["rel_path"], AnnotationCache(ravdess_root / "face_labels.parquet").labels_of(dataset)))
+    row = joined[labelled]  # the row's labels, found by its face_labels key
+    np.testing.assert_array_equal(row.frame_indices, labels.frame_indices)
+    np.testing.assert_allclose(row.boxes, labels.boxes, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(row.landmarks, labels.landmarks, rtol=0, atol=1e-7)
+    assert row.mask.tolist() == labels.mask.tolist()
+    unlabelled = [r for rel, r in joined.items() if rel != labelled]
+    assert unlabelled and all(r is None for r in unlabelled)
     assert "have no face labels" in caplog.text
 
     # ClipTransform hands the joined labels to the processor as they are.
@@ -400,7 +400,7 @@ def test_face_labels_are_joined_from_the_annotation_cache(ravdess_root, caplog):
 
     processor = RecordingProcessor()
     batch = dataset.select([list(rows).index(labelled), list(rows).index(next(iter(set(rows) - {labelled})))])[:]
-    ClipTransform(processor)(batch)
+    ClipTransform(processor, face_labels=AnnotationCache(ravdess_root / "face_labels.parquet"))(batch)
     first, second = processor.face_labels
-    np.testing.assert_array_equal(first["frame_indices"], labels.frame_indices)
-    assert first["mask"] == labels.mask.tolist() and second is None
+    np.testing.assert_array_equal(first.frame_indices, labels.frame_indices)
+    assert first.mask.tolist() == labels.mask.tolist() and second is None

@@ -4,16 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from processing.datasets_in_the_wild import (
-    DFEW_CLASSES,
-    MAFW_CLASSES,
-    dfew5,
-    ferv39k_official,
-    load_dfew,
-    load_ferv39k,
-    load_mafw,
-    mafw5,
-)
+from processing.datasets_in_the_wild import DFEW_CLASSES, MAFW_CLASSES, load_dfew, load_ferv39k, load_mafw
+from processing.folds import dfew5, ferv39k_official, mafw5
 
 
 def _frames(folder: Path, count: int, name=lambda i: f"{i:05d}.jpg") -> None:
@@ -229,7 +221,7 @@ def test_mafw_labels_folds_and_report(mafw_root):
 def test_registry_entries_load_the_trees_and_pick_official_folds_by_number(key, root_fixture, classes, scheme, tested,
                                                                            request):
     from processing.dataset_registry import get_dataset
-    from processing.datasets import get_fold, make_folds, scheme_fold_count
+    from processing.folds import get_fold, make_folds, scheme_fold_count
 
     entry = get_dataset(key)
     assert (entry.class_names, entry.fold_scheme, entry.resize_mode) == (classes, scheme, "full_frame")
@@ -248,18 +240,19 @@ def test_registry_entries_load_the_trees_and_pick_official_folds_by_number(key, 
 
 
 def test_official_folds_of_another_data_set_are_refused(tmp_path):
-    from processing.datasets import make_folds
+    from processing.folds import make_folds
 
     with pytest.raises(ValueError, match="need a dataset loaded with load_dfew"):
         make_folds(["01", "02"], "dfew5")
 
 
 def test_training_run_takes_the_official_test_list_and_splits_validation_off_its_training_clips(dfew_root):
-    from hub_scripts.train import DataArguments, split_fold
+    from hub_scripts.training.arguments import DataArguments
+    from hub_scripts.training.data import split_fold
 
     data_args = DataArguments(dataset="dfew", data_root=str(dfew_root), fold=4)
     assert data_args.scheme == "dfew5" and data_args.framing == "full_frame"
-    table, _ = data_args.entry.load(dfew_root, data_args)
+    table, _ = data_args.entry.load(dfew_root, data_args.load_options(), data_args.scheme)
     fold = split_fold(table, data_args, seed=0)
     assert fold.number == 4 and fold.test_subjects == ["00004"]
     assert len(fold.val_subjects) == 1 and len(fold.train_subjects) == 3

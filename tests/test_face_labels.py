@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from processing.annotation_cache import FaceLabels
-from processing.face_labels import (
+from processing.face_detectors import (
     FaceDetection,
     FaceDetector,
     annotate_video,
@@ -15,6 +14,7 @@ from processing.face_labels import (
     label_frames,
     select_face,
 )
+from processing.face_labels_mtcae import FaceLabels
 from processing.video_processing_mtcae import MTCAEVideoProcessor, VideoDecodeError, sample_frame_indices
 
 

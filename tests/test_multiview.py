@@ -6,15 +6,15 @@ import torch
 from mtcae_test_utils import tiny_config
 from test_frame_folders import _write_folder, _write_lossless_video
 
-from hub_scripts.multiview import (
+from hub_scripts.inference.multiview import (
     MultiViewArguments,
     build_views,
     multiview_probabilities,
     predict_multiview,
     spatial_crops,
-    temporal_view_indices,
 )
 from modeling_mtcae import MTCAEForVideoClassification
+from processing.sampling_mtcae import temporal_view_indices
 from processing.video_processing_mtcae import MTCAEVideoProcessor, sample_frame_indices
 
 NUM_FRAMES, SIZE = 4, 32

@@ -13,24 +13,25 @@ VIEWS = {"test_temporal_views": 2, "test_spatial_views": 2, "test_spatial_mode":
 
 def _independent_test_scores(output_dir, root, test_subjects):
     """View-averaged probabilities of the saved model on the fold's test clips, computed outside mtcae-train."""
-    from hub_scripts.multiview import predict_multiview
+    from hub_scripts.inference.multiview import predict_multiview
     from modeling_mtcae import MTCAEForVideoClassification
-    from processing.datasets import attach_face_labels, load_ravdess
+    from processing.annotation_cache import AnnotationCache, attach_face_labels
+    from processing.datasets import load_ravdess
     from processing.video_processing_mtcae import MTCAEVideoProcessor
 
     model = MTCAEForVideoClassification.from_pretrained(output_dir).eval()
     processor = MTCAEVideoProcessor.from_pretrained(output_dir)
     table = load_ravdess(root, num_classes=7)
-    test = attach_face_labels(table.filter(lambda row: row["subject"] in test_subjects), root / "face_labels.parquet")
-    labels = [dict(frame_indices=f, boxes=b, landmarks=lm, mask=m) for f, b, lm, m in zip(
-        test["face_frame_indices"], test["face_boxes"], test["face_landmarks"], test["face_mask"])]
+    cache = AnnotationCache(root / "face_labels.parquet")
+    test = attach_face_labels(table.filter(lambda row: row["subject"] in test_subjects), cache)
+    labels = cache.labels_of(test)
     probabilities = predict_multiview(model, processor, test["video"], 2, 2, face_labels=labels)
     return probabilities, np.asarray(test["label"])
 
 
 def test_two_by_two_cross_validation_scores_the_test_split_with_the_saved_model(synthetic_root, tmp_path,  # noqa: F811
                                                                               monkeypatch):
-    import hub_scripts.train
+    import hub_scripts.training.engine
     from hub_scripts.cross_validate import main
 
     scored = []  # what mtcae-train's own predict_multiview call returned (passed through unchanged)
@@ -39,8 +40,8 @@ def test_two_by_two_cross_validation_scores_the_test_split_with_the_saved_model(
         scored.append(real(*args, **kwargs))
         return scored[-1]
 
-    real = hub_scripts.train.predict_multiview
-    monkeypatch.setattr(hub_scripts.train, "predict_multiview", recording)
+    real = hub_scripts.training.engine.predict_multiview
+    monkeypatch.setattr(hub_scripts.training.engine, "predict_multiview", recording)
     output_dir = tmp_path / "cv"
     main(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "1", "--save_steps", "1", "--eval_steps",
           "1", "--folds", "1", "--test_temporal_views", "2", "--test_spatial_views", "2", "--output_dir",

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from hub_scripts import predict
+from hub_scripts.inference import windows as inference
 from processing.video_processing_mtcae import MTCAEVideoProcessor, detect_face_labels, read_video, sample_frame_indices
 
 
@@ -30,18 +31,18 @@ def _frame_times(path) -> np.ndarray:
 
 
 def test_windows_cover_every_frame():
-    assert predict.plan_windows(72, 30.0, 2.0, 1.0) == [(0, 60), (12, 72)]
-    assert predict.plan_windows(72, 30.0, 3.0, 1.0) == [(0, 72)]  # shorter than a window
-    assert predict.plan_windows(72, 30.0, 0, 1.0) == [(0, 72)]  # --window 0: the whole clip
-    windows = predict.plan_windows(169, 26.4, 2.0, 0.5)
+    assert inference.plan_windows(72, 30.0, 2.0, 1.0) == [(0, 60), (12, 72)]
+    assert inference.plan_windows(72, 30.0, 3.0, 1.0) == [(0, 72)]  # shorter than a window
+    assert inference.plan_windows(72, 30.0, 0, 1.0) == [(0, 72)]  # --window 0: the whole clip
+    windows = inference.plan_windows(169, 26.4, 2.0, 0.5)
     assert windows[0] == (0, 53) and windows[-1] == (116, 169)
     assert all(b[0] - a[0] == 13 for a, b in zip(windows[:-2], windows[1:-1]))
     covered = np.zeros(169, bool)
     for start, end in windows:
         covered[start:end] = True
     assert covered.all()
-    with pytest.raises(predict.PredictError, match="stride"):
-        predict.plan_windows(100, 25.0, 2.0, 0)
+    with pytest.raises(inference.PredictError, match="stride"):
+        inference.plan_windows(100, 25.0, 2.0, 0)
 
 
 def test_boxes_are_mapped_back_to_the_source_frame():
@@ -101,8 +102,8 @@ def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_
     windows = result["windows"]
     times = _frame_times(video)  # face_noface.mov is variable-rate: 72 frames at 30 fps, then 24 fps
     _, _, info = read_video(str(video), indices=[0])
-    assert [(w["start_frame"], w["end_frame"]) for w in windows] == predict.plan_windows(
-        n, result["fps"], 2.0, 1.0, frame_times=predict.frame_times(info))
+    assert [(w["start_frame"], w["end_frame"]) for w in windows] == inference.plan_windows(
+        n, result["fps"], 2.0, 1.0, frame_times=inference.frame_times(info))
     for window in windows:  # windows start every second by the clock and last 2 s
         assert window["start_time"] == pytest.approx(times[window["start_frame"]], abs=1e-6)
         assert window["start_time"] == pytest.approx(round(window["start_time"]), abs=0.05) or \
@@ -118,7 +119,7 @@ def test_predict_writes_timeline_and_overlay(trained_output_dir, clips_dir, tmp_
 
     # The whole-clip result is what the pipeline computes (16 frames over the whole clip, faces found and
     # aligned by the processor itself, softmax); boxes come back through the inverse of that alignment.
-    model, processor = predict.load_model(str(trained_output_dir))
+    model, processor = inference.load_model(str(trained_output_dir))
     assert processor.resize_mode == "face_align" and processor.face_detector == "mtcnn"
     with torch.no_grad():
         output = model(**processor(str(video), return_tensors="pt"))
@@ -177,8 +178,8 @@ def test_weights_that_do_not_fit_the_code_are_refused(trained_output_dir, tmp_pa
     weights = load_file(folder / "model.safetensors")
     weights.pop("expression_head.linear.weight")
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(predict.PredictError, match="expression_head.linear.weight"):
-        predict.load_model(str(folder))
+    with pytest.raises(inference.PredictError, match="expression_head.linear.weight"):
+        inference.load_model(str(folder))
 
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):
@@ -273,7 +274,7 @@ def test_several_videos_are_taken_unnamed_and_refuse_one_video_flags(clips_dir, 
 
 def test_test_views_average_the_whole_clip_and_leave_the_windows_single_view(trained_output_dir, clips_dir,
                                                                             tmp_path, capsys):
-    from hub_scripts.multiview import multiview_probabilities
+    from hub_scripts.inference.multiview import multiview_probabilities
 
     video, out = clips_dir / "single_face.mp4", tmp_path / "out"
     flags = ["--model", str(trained_output_dir), "--output_dir", str(out), "--window", "1", "--stride", "1"]
@@ -286,7 +287,7 @@ def test_test_views_average_the_whole_clip_and_leave_the_windows_single_view(tra
     assert result["views"] == {"test_temporal_views": 2, "test_spatial_views": 2, "test_spatial_mode": "crops"}
 
     # The whole clip: the view average that hub_scripts.multiview computes on the same model and clip.
-    model, processor = predict.load_model(str(trained_output_dir))
+    model, processor = inference.load_model(str(trained_output_dir))
     expected, per_view = multiview_probabilities(model, processor, str(video), 2, 2, "crops")
     labels = result["labels"]
     got = np.array([result["clip"]["probabilities"][label] for label in labels])
@@ -348,8 +349,8 @@ def test_window_times_come_from_frame_timestamps_on_a_variable_frame_rate_clip(t
             container.mux(packet)
     reference = _frame_times(path)
     np.testing.assert_allclose(reference, times, atol=1e-3)
-    model, processor = predict.load_model(str(trained_output_dir))
-    result = predict.predict_video(path, model, processor, window_seconds=1.0, stride_seconds=1.0)
+    model, processor = inference.load_model(str(trained_output_dir))
+    result = inference.predict_video(path, model, processor, window_seconds=1.0, stride_seconds=1.0)
     assert result["duration"] == pytest.approx(3.1, abs=1e-3)
     spans = [(w["start_frame"], w["end_frame"]) for w in result["windows"]]
     # One second each by the clock (30 frames, then 9 or 10), not 17 frames each; the last one ends the clip.

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from processing.annotation_cache import AnnotationCache
-from processing.datasets import attach_face_labels, load_ravdess
-from processing.prepared_cache import PreparedClipCache, stored_frame_indices
-from processing.prepared_clips import ENTRY_COLUMN, PreparedClipTransform, attach_prepared_entries, face_labels_of
+from processing.annotation_cache import AnnotationCache, attach_face_labels
+from processing.datasets import load_ravdess
+from processing.prepared_cache import PreparedClipCache
+from processing.prepared_clips import ENTRY_COLUMN, PreparedClipTransform, attach_prepared_entries
+from processing.sampling_mtcae import stored_frame_indices
 from processing.video_processing_mtcae import MTCAEVideoProcessor, read_video
 
 RESIZE_MODES = ("full_frame", "shortest_edge", "face_crop", "face_align")
@@ -32,9 +33,13 @@ def synthetic(tmp_path_factory) -> Path:
     return root
 
 
+def _labels(root: Path) -> AnnotationCache:
+    return AnnotationCache(root / "face_labels.parquet")
+
+
 def _table(root: Path, limit: int = 4):
     table = load_ravdess(root, num_classes=7).select(range(limit))
-    return attach_face_labels(table, AnnotationCache(root / "face_labels.parquet"))
+    return attach_face_labels(table, _labels(root))
 
 
 def _on_the_fly(processor, video, labels, indices, flip=False):
@@ -61,12 +66,12 @@ def test_cached_inputs_equal_the_on_the_fly_processor_in_every_resize_mode(synth
     processor = MTCAEVideoProcessor(num_frames=8, size={"height": 48, "width": 48}, resize_mode=resize_mode)
     table = _table(synthetic, limit=3)
     cache = PreparedClipCache(tmp_path / "cache", processor)
-    table, report = attach_prepared_entries(table, cache, progress=False)
+    table, report = attach_prepared_entries(table, cache, _labels(synthetic), progress=False)
     assert report.prepared == 3 and not report.failed
     transform = PreparedClipTransform(cache)
     cached = transform(table[:])
     for row, video in enumerate(table["video"]):
-        labels = face_labels_of(table)[row]
+        labels = _labels(synthetic).labels_of(table)[row]
         num_source = read_video(video, indices=[0])[2]["num_source_frames"]
         indices = np.floor((np.arange(8) + 0.5) * num_source / 8).astype(np.int64)
         reference = _on_the_fly(processor, video, labels, indices)
@@ -79,9 +84,9 @@ def test_cached_training_jitter_and_flip_give_the_processor_output_for_the_drawn
     processor = MTCAEVideoProcessor(num_frames=8, size={"height": 48, "width": 48}, resize_mode="face_align")
     table = _table(synthetic, limit=2)
     cache = PreparedClipCache(tmp_path / "cache", processor)
-    table, _ = attach_prepared_entries(table, cache, progress=False)
+    table, _ = attach_prepared_entries(table, cache, _labels(synthetic), progress=False)
     transform = PreparedClipTransform(cache, train=True, random_flip=True)
-    labels = face_labels_of(table)
+    labels = _labels(synthetic).labels_of(table)
     seen_flip = set()
     for seed in range(6):
         clip = transform.clip(table[0][ENTRY_COLUMN], np.random.default_rng(seed))
@@ -191,7 +196,7 @@ def test_training_on_cached_encoder_tokens_equals_the_full_model(synthetic, tmp_
                                     resize_mode="face_align")
     table = _table(synthetic, limit=3)
     cache = PreparedClipCache(tmp_path / "cache", processor)
-    table, _ = attach_prepared_entries(table, cache, progress=False)
+    table, _ = attach_prepared_entries(table, cache, _labels(synthetic), progress=False)
     inputs = PreparedClipTransform(cache)
     features = EncoderFeatureCache(tmp_path / "cache", model, dtype="float32")
     assert features.fill(table, inputs, batch_size=2, progress=False) == 3
@@ -216,7 +221,7 @@ def test_training_on_cached_encoder_tokens_equals_the_full_model(synthetic, tmp_
 
 
 def test_the_feature_cache_refuses_augmented_inputs_and_a_trained_encoder():
-    from hub_scripts.train import DataArguments
+    from hub_scripts.training.arguments import DataArguments
 
     with pytest.raises(ValueError, match="--temporal_jitter False"):
         DataArguments(cache_encoder_features=True)

@@ -19,7 +19,8 @@ from test_training_runs import QUICK_ARGS as TRAIN_QUICK_ARGS
 from test_training_runs import StopAtStep, synthetic_root  # noqa: F401  (the shared tiny synthetic set)
 from transformers import TrainerCallback, VideoMAEConfig, VideoMAEForPreTraining
 
-from hub_scripts.pretrain import TubeMasking, parse_args, pixel_targets, reconstruct, run
+from hub_scripts.pretrain import parse_args
+from hub_scripts.training.pretraining import TubeMasking, pixel_targets, reconstruct, run
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 
 QUICK_ARGS = ["--synthetic_actors", "4", "--synthetic_clips_per_class", "1", "--num_folds", "2",
@@ -90,7 +91,8 @@ def test_targets_are_the_models_and_a_perfect_prediction_reconstructs_the_clip(n
 
 def test_pretraining_uses_only_training_subjects_and_writes_checkpoint_and_picture(pretrained,
                                                                                    synthetic_root):  # noqa: F811
-    from hub_scripts.train import DataArguments, load_table, split_fold
+    from hub_scripts.training.arguments import DataArguments
+    from hub_scripts.training.data import load_table, split_fold
 
     pretrained_dir = pretrained[0]
     summary = json.loads((pretrained_dir / "pretrain_summary.json").read_text())
@@ -113,9 +115,11 @@ def test_pretraining_uses_only_training_subjects_and_writes_checkpoint_and_pictu
 
 def test_pretraining_reads_the_training_subjects_clips_from_the_prepared_cache(pretrained,
                                                                                synthetic_root):  # noqa: F811
-    from hub_scripts.train import DataArguments, ModelArguments, load_table, run_processor, split_fold, with_face_labels
+    from hub_scripts.training.arguments import DataArguments, ModelArguments
+    from hub_scripts.training.data import FoldData, load_table, split_fold, with_face_labels
+    from hub_scripts.training.model import run_processor
     from processing.prepared_cache import PreparedClipCache
-    from processing.prepared_clips import PreparedClipTransform, face_labels_of
+    from processing.prepared_clips import PreparedClipTransform
 
     pretrained_dir, cache_dir, record = pretrained
     data_args = DataArguments(data_root=str(synthetic_root), synthetic_actors=4, synthetic_clips_per_class=1,
@@ -136,15 +140,19 @@ def test_pretraining_reads_the_training_subjects_clips_from_the_prepared_cache(p
     assert {str(path) for path in record.dataset.with_format(None)["prepared_entry"]} == {str(e) for e in entries}
     # They are the entries that fine-tuning this encoder (train --encoder DIR) reads for its training split.
     fine_tuning = PreparedClipCache(cache_dir, run_processor(data_args, ModelArguments(encoder=str(pretrained_dir))))
-    train = with_face_labels({"train": splits["train"]}, data_args, synthetic_root, fine_tuning.processor)["train"]
-    assert all((video, labels) in fine_tuning for video, labels in zip(train["video"], face_labels_of(train)))
+    data = with_face_labels(FoldData({"train": splits["train"]}, None, [], synthetic_root, None), data_args,
+                            fine_tuning.processor)
+    train = data.splits["train"]
+    labels = data.face_labels.labels_of(train)
+    assert all((video, label) in fine_tuning for video, label in zip(train["video"], labels))
 
 
 def test_pretrained_encoder_loads_in_from_videomae_and_train_with_no_missing_keys(pretrained, tmp_path,
                                                                                    synthetic_root):  # noqa: F811
-    from hub_scripts.train import ModelArguments, build_model
     from hub_scripts.train import parse_args as train_args
     from hub_scripts.train import run as train_run
+    from hub_scripts.training.arguments import ModelArguments
+    from hub_scripts.training.model import build_model
 
     pretrained_dir = pretrained[0]
     saved = load_file(str(pretrained_dir / "model.safetensors"))
@@ -222,7 +230,7 @@ def test_a_folder_of_videos_and_frame_folders_pretrains_in_bf16_with_activation_
 
 
 def test_masks_and_jitter_are_a_function_of_seed_epoch_and_clips(synthetic_root):  # noqa: F811
-    from hub_scripts.pretrain import MaskedClipTransform
+    from hub_scripts.training.pretraining import MaskedClipTransform
     from processing.clip_transform import ClipTransform
     from processing.video_processing_mtcae import MTCAEVideoProcessor
 

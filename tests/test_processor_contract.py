@@ -99,8 +99,8 @@ def test_save_pretrained_and_from_pretrained_round_trip(tmp_path):
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
     assert saved["auto_map"]["AutoVideoProcessor"] == "video_processing_mtcae.MTCAEVideoProcessor"
-    for sibling in ("decoding_mtcae.py", "video_inputs_mtcae.py", "face_geometry_mtcae.py",
-                    "face_detection_mtcae.py", "video_processing_mtcae.py"):
+    for sibling in ("sampling_mtcae.py", "decoding_mtcae.py", "video_inputs_mtcae.py", "face_labels_mtcae.py",
+                    "face_geometry_mtcae.py", "face_detection_mtcae.py", "video_processing_mtcae.py"):
         assert (tmp_path / sibling).is_file(), f"save_pretrained did not copy {sibling}"
     video = _video()
     expected = processor(video)["pixel_values"]

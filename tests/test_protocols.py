@@ -5,8 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from processing.datasets import RAVDESS6_FOLDS, load_ravdess, make_folds
-from processing.protocols import RAVDESS_SINGLE_LOAD_KWARGS, RAVDESS_SINGLE_SPLIT, ravdess_single
+from processing.datasets import load_ravdess
+from processing.folds import (
+    RAVDESS6_FOLDS,
+    RAVDESS_SINGLE_LOAD_FILTER,
+    RAVDESS_SINGLE_SPLIT,
+    make_folds,
+    ravdess_single,
+)
 
 
 def _speech_trials() -> list[tuple[int, int, int, int]]:
@@ -32,7 +38,7 @@ def full_ravdess(tmp_path_factory) -> Path:
 
 
 def test_ravdess_single_is_720_360_360_clips_of_12_6_6_disjoint_actors(full_ravdess):
-    dataset = load_ravdess(full_ravdess, **RAVDESS_SINGLE_LOAD_KWARGS)
+    dataset = load_ravdess(full_ravdess, **RAVDESS_SINGLE_LOAD_FILTER)
     assert len(dataset) == 1440
     assert dataset.features["label"].num_classes == 7
     [fold] = ravdess_single(dataset)
@@ -68,16 +74,18 @@ def test_ravdess_single_differs_from_the_peers_six_folds(full_ravdess):
 
 
 def test_ravdess_single_scheme_loads_the_protocol_and_keeps_its_validation_actors(full_ravdess):
-    from hub_scripts.train import DataArguments, split_fold
-    from processing.datasets import get_fold, scheme_fold_count
+    from hub_scripts.training.arguments import DataArguments
+    from hub_scripts.training.data import split_fold
+    from processing.folds import get_fold, scheme_fold_count
 
     data_args = DataArguments(dataset="ravdess", data_root=str(full_ravdess), fold_scheme="ravdess_single")
-    # The registry applies RAVDESS_SINGLE_LOAD_KWARGS for this scheme: no video-only copies, no song clip.
-    table, _ = data_args.entry.load(full_ravdess, data_args)
+    # The registry applies RAVDESS_SINGLE_LOAD_FILTER for this scheme: no video-only copies, no song clip.
+    table, _ = data_args.entry.load(full_ravdess, data_args.load_options(), data_args.scheme)
     assert len(table) == 1440 and table.features["label"].num_classes == 7
     assert set(table["modality"]) == {"01"} and set(table["vocal"]) == {"speech"}
     peers = DataArguments(dataset="ravdess", data_root=str(full_ravdess), fold_scheme="ravdess6")
-    assert len(peers.entry.load(full_ravdess, peers)[0]) == 2880  # other schemes keep the video-only copies
+    # other schemes keep the video-only copies
+    assert len(peers.entry.load(full_ravdess, peers.load_options(), peers.scheme)[0]) == 2880
     folds = make_folds(table, "ravdess_single")
     assert scheme_fold_count("ravdess_single") == 1 and [f.number for f in folds] == [1]
     fold = get_fold(folds, 1, "ravdess_single")
@@ -95,9 +103,9 @@ def test_ravdess_single_scheme_loads_the_protocol_and_keeps_its_validation_actor
 
 
 def test_ravdess_single_refuses_eight_classes(full_ravdess):
-    from hub_scripts.train import DataArguments
+    from hub_scripts.training.arguments import DataArguments
 
     data_args = DataArguments(dataset="ravdess", data_root=str(full_ravdess), fold_scheme="ravdess_single",
                               num_classes=8)
     with pytest.raises(ValueError, match="ravdess_single is the paper's 7-class protocol"):
-        data_args.entry.load(full_ravdess, data_args)
+        data_args.entry.load(full_ravdess, data_args.load_options(), data_args.scheme)

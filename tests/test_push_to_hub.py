@@ -20,10 +20,11 @@ from huggingface_hub import ModelCard
 from mtcae_test_utils import run_with_only, tiny_config
 from safetensors.torch import load_file
 
-from hub_scripts import model_card, push_to_hub
-from hub_scripts.push_to_hub import MARKER_FILE, build_repo_folder, verify_repo_folder
-from hub_scripts.results import collect_results
-from hub_scripts.trainer import MTCAETrainer
+from hub_scripts import push_to_hub
+from hub_scripts.hub import model_card
+from hub_scripts.hub.repo import MARKER_FILE, build_repo_folder, verify_repo_folder
+from hub_scripts.hub.results import collect_results
+from hub_scripts.training.trainer import MTCAETrainer
 from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 # Exactly what a repo made from a training output folder holds.
@@ -35,8 +36,10 @@ REPO_CORE = {
     "modeling_mtcae.py",
     "video_preprocessor_config.json",
     "video_processing_mtcae.py",
+    "sampling_mtcae.py",
     "decoding_mtcae.py",
     "video_inputs_mtcae.py",
+    "face_labels_mtcae.py",
     "face_geometry_mtcae.py",
     "face_detection_mtcae.py",
     "frame_folders.py",

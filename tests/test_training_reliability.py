@@ -11,7 +11,7 @@ from test_training_runs import QUICK_ARGS, synthetic_root  # noqa: F401  (the sh
 
 def test_a_diverging_run_stops_with_a_message_and_saves_no_nan_model(synthetic_root, tmp_path):  # noqa: F811
     from hub_scripts.train import parse_args, run
-    from hub_scripts.trainer import NonFiniteTrainingError
+    from hub_scripts.training.trainer import NonFiniteTrainingError
 
     output_dir = tmp_path / "nan"
     args = parse_args(["--data_root", str(synthetic_root), *QUICK_ARGS, "--max_steps", "6", "--save_steps", "3",
@@ -54,8 +54,8 @@ def test_a_model_with_non_finite_weights_is_refused_by_push_and_predict(tmp_path
     import torch
     from mtcae_test_utils import tiny_config
 
-    from hub_scripts.predict import PredictError, load_model
-    from hub_scripts.push_to_hub import build_repo_folder
+    from hub_scripts.hub.repo import build_repo_folder
+    from hub_scripts.inference.windows import PredictError, load_model
     from modeling_mtcae import MTCAEForVideoClassification
 
     model = MTCAEForVideoClassification(tiny_config())
@@ -95,7 +95,8 @@ def test_the_on_the_fly_probe_finds_a_video_truncated_after_its_first_frames(tmp
 
 def test_resuming_with_loader_workers_and_augmentation_says_it_is_not_exact(tmp_path, caplog):
     """0 workers resume bit for bit (test_training_runs); workers are seeded anew, so the run warns."""
-    from hub_scripts.train import DataArguments, MTCAETrainingArguments, warn_if_resume_redraws_augmentation
+    from hub_scripts.training.arguments import DataArguments, MTCAETrainingArguments
+    from hub_scripts.training.model import warn_if_resume_redraws_augmentation
 
     def check(workers: int, **data) -> bool:
         args = MTCAETrainingArguments(output_dir=str(tmp_path), dataloader_num_workers=workers)

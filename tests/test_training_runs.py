@@ -144,7 +144,8 @@ def test_cross_validation_and_ablation_tables(synthetic_root, tmp_path, capsys):
 
 
 def test_pca_init_is_chosen_only_for_encoders_trained_from_scratch():
-    from hub_scripts.train import ModelArguments, build_model, uses_pca_init
+    from hub_scripts.training.arguments import ModelArguments
+    from hub_scripts.training.model import build_model, uses_pca_init
 
     classes = ["a", "b"]
     scratch = build_model(ModelArguments(preset="tiny"), classes)
@@ -227,7 +228,7 @@ def test_an_output_dir_that_cannot_be_written_is_refused_before_the_data_is_load
 def test_processes_checking_one_output_dir_at_once_leave_no_probe_and_all_pass(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from hub_scripts.cli import check_writable_folder
+    from processing.files import check_writable_folder
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: check_writable_folder(tmp_path / "out", "--output_dir"), range(64)))

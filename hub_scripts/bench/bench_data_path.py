@@ -28,8 +28,19 @@ import time
 from pathlib import Path
 
 import torch
+from datasets import ClassLabel, Dataset, Features, Value
 
 from hub_scripts.bench.common import machine_summary, make_test_clip, markdown_table, set_threads
+from hub_scripts.training.arguments import default_dataloader_workers
+from hub_scripts.training.model import processor_for
+from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
+from processing.annotation_cache import AnnotationCache, attach_face_labels
+from processing.clip_transform import ClipTransform
+from processing.datasets import load_ravdess
+from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
+from processing.prepared_cache import PreparedClipCache
+from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
+from processing.synthetic import generate_synthetic_dfer
 
 SCENARIOS = ("main_job", "full_frame_720p", "frozen_base")
 
@@ -77,34 +88,28 @@ def _row(scenario: str, path: str, epochs: list[dict[str, list[float]]]) -> dict
             "epoch s (after the 1st)": sum(sum(e["wait"]) + sum(e["compute"]) for e in later) / len(later)}
 
 
-def _synthetic_table(root: Path, processor, num_actors: int, size=(144, 192)):
-    from processing.annotation_cache import AnnotationCache
-    from processing.datasets import attach_face_labels, load_ravdess
-    from processing.synthetic import generate_synthetic_dfer
-
+def _synthetic_table(root: Path, num_actors: int, size=(144, 192)):
+    """The synthetic set's table with its face-label keys, and its face-label cache."""
     generate_synthetic_dfer(root, num_actors=num_actors, clips_per_class=1, size=size, progress=False)
-    table = load_ravdess(root, num_classes=7)
-    return attach_face_labels(table, AnnotationCache(root / "face_labels.parquet"))
+    labels = AnnotationCache(root / "face_labels.parquet")
+    return attach_face_labels(load_ravdess(root, num_classes=7), labels), labels
 
 
-def _datasets(table, processor, cache_dir: Path):
+def _datasets(table, processor, cache_dir: Path, face_labels: AnnotationCache | None = None):
     """The same rows twice: decoded on the fly, and read from the prepared-clip cache (filled here)."""
-    from processing.clip_transform import ClipTransform
-    from processing.prepared_cache import PreparedClipCache
-    from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
-
     on_the_fly = table.with_format(None)
-    on_the_fly.set_transform(ClipTransform(processor, train=True))
+    on_the_fly.set_transform(ClipTransform(processor, train=True, face_labels=face_labels))
     cache = PreparedClipCache(cache_dir, processor)
     start = time.perf_counter()
-    cached, _ = attach_prepared_entries(table, cache, progress=False)
+    cached, _ = attach_prepared_entries(table, cache, face_labels, progress=False)
     prepare_seconds = time.perf_counter() - start
     cached.set_transform(PreparedClipTransform(cache, train=True))
     return on_the_fly, cached, prepare_seconds
 
 
-def data_path_scenario(name: str, model, table, processor, work: Path, batch_size: int, epochs: int, workers: int):
-    on_the_fly, cached, prepare_seconds = _datasets(table, processor, work / f"cache-{name}")
+def data_path_scenario(name: str, model, table, processor, work: Path, batch_size: int, epochs: int, workers: int,
+                       face_labels: AnnotationCache | None = None):
+    on_the_fly, cached, prepare_seconds = _datasets(table, processor, work / f"cache-{name}", face_labels)
     rows = []
     for label, dataset in (("on the fly", on_the_fly), ("prepared cache", cached)):
         torch.manual_seed(0)
@@ -115,22 +120,14 @@ def data_path_scenario(name: str, model, table, processor, work: Path, batch_siz
 
 
 def main_job(work: Path, epochs: int, workers: int):
-    from hub_scripts.train import processor_for
-    from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
-
     config = MTCAEConfig.from_preset("tiny", num_labels=7)
     processor = processor_for(config, "face_align")
-    table = _synthetic_table(work / "synthetic", processor, num_actors=5)
+    table, labels = _synthetic_table(work / "synthetic", num_actors=5)
     return data_path_scenario("main_job", MTCAEForVideoClassification(config), table, processor, work, 16, epochs,
-                              workers)
+                              workers, labels)
 
 
 def full_frame_720p(work: Path, epochs: int, workers: int, clips: int = 8):
-    from datasets import ClassLabel, Dataset, Features, Value
-
-    from hub_scripts.train import processor_for
-    from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
-
     folder = work / "720p"
     folder.mkdir(parents=True, exist_ok=True)
     videos = [str(make_test_clip(folder / f"clip{i}.mp4", seconds=3.0)) for i in range(clips)]
@@ -145,18 +142,12 @@ def full_frame_720p(work: Path, epochs: int, workers: int, clips: int = 8):
 
 def frozen_base(work: Path, clips: int = 8, batch_size: int = 4, preset: str = "base"):
     """One epoch of a frozen-encoder preset (``base``, or ``paper``): full model vs cached encoder tokens."""
-    from hub_scripts.train import processor_for
-    from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
-    from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
-    from processing.prepared_cache import PreparedClipCache
-    from processing.prepared_clips import PreparedClipTransform, attach_prepared_entries
-
     config = MTCAEConfig.from_preset(preset, num_labels=7)
     model = MTCAEForVideoClassification(config)
     processor = processor_for(config, "full_frame")
-    table = _synthetic_table(work / "synthetic", processor, num_actors=5).select(range(clips))
+    table, labels = _synthetic_table(work / "synthetic", num_actors=5)
     cache = PreparedClipCache(work / "cache-base", processor)
-    table, _ = attach_prepared_entries(table, cache, progress=False)
+    table, _ = attach_prepared_entries(table.select(range(clips)), cache, labels, progress=False)
     inputs = PreparedClipTransform(cache)
     features = EncoderFeatureCache(work / "cache-base", model)
     start = time.perf_counter()
@@ -180,8 +171,6 @@ def frozen_base(work: Path, clips: int = 8, batch_size: int = 4, preset: str = "
 
 def main(argv: list[str] | None = None) -> dict[str, list[dict]]:
     """Run the scenarios, print their tables; returns the rows of each scenario."""
-    from hub_scripts.train import default_dataloader_workers
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--epochs", type=int, default=2, help="epochs per data path (the first is not counted)")

@@ -45,6 +45,7 @@ from hub_scripts.bench.common import (
     set_threads,
     time_interleaved,
 )
+from processing.decoding_mtcae import read_video
 
 REFERENCE = "all frames, PyAV loop"
 THREADED_REFERENCE = "all frames, PyAV loop, threaded"
@@ -77,8 +78,6 @@ def load_every_frame_transformers(path: str) -> Any:
 
 def make_candidates(path: str, num_frames: int) -> dict[str, Callable[[], Any]]:
     """name -> one decode of ``path``."""
-    from processing.decoding_mtcae import read_video
-
     return {
         REFERENCE: lambda: decode_every_frame(path),
         THREADED_REFERENCE: lambda: decode_every_frame(path, threaded=True),

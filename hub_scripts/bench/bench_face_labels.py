@@ -28,6 +28,8 @@ from hub_scripts.bench.common import (
     set_threads,
     time_interleaved,
 )
+from processing.decoding_mtcae import read_video
+from processing.face_detectors import available_detectors, get_detector, label_frames
 
 REFERENCE = "mtcnn"
 COLUMNS = ("clip", "detector", "label size", "ms / frame", "frames/s", "speed vs mtcnn", "faces found")
@@ -44,8 +46,6 @@ def benchmark_clip(
     label: str, frames: Any, detectors: list[str], label_size: int | None, repeats: int, warmup: int, clock: str
 ) -> list[dict[str, Any]]:
     """Rows for one clip: every detector labelling the same frames, timed interleaved."""
-    from processing.face_labels import get_detector, label_frames
-
     instances = {name: get_detector(name) for name in detectors}
     found = {name: int(label_frames(frames, detector, label_size)[2].sum()) for name, detector in instances.items()}
     calls = {
@@ -84,9 +84,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the benchmark, print the table, and return its rows."""
     args = parse_args(argv)
     set_threads(args.threads)
-    from processing.face_labels import available_detectors
-    from processing.video_processing_mtcae import read_video
-
     detectors = args.detectors or available_detectors()
     if not detectors:
         raise SystemExit("No face detector backend is installed: pip install 'mtcae-dfer[label]'")

@@ -48,6 +48,7 @@ from hub_scripts.bench.common import (
     storage_bytes,
     time_interleaved,
 )
+from modeling_mtcae import MTCAEConfig
 
 MODES = ("inference", "train")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -225,8 +226,6 @@ def benchmark_row(
 
 
 def _preset_freeze(preset: str) -> bool:
-    from modeling_mtcae import MTCAEConfig
-
     return bool(MTCAEConfig.from_preset(preset).freeze_encoder)
 
 

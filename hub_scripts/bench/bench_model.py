@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from hub_scripts.bench.common import (
     add_timing_arguments,
@@ -50,6 +51,7 @@ from hub_scripts.bench.common import (
     set_threads,
     time_interleaved,
 )
+from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 
 MODES = ("forward", "train", "train_frozen")
 TARGET_TIME_OVER_FLOPS = 1.1
@@ -97,10 +99,6 @@ def build_pair(
     Both are float32, built directly on ``device``, with ``freeze_encoder`` applied to both encoders.
     VideoMAE uses ``reference_attn_implementation`` (default: the same as ours).
     """
-    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
-
-    from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
-
     torch.manual_seed(seed)
     config = MTCAEConfig.from_preset(
         preset, num_labels=num_labels, freeze_encoder=freeze_encoder, attn_implementation=attn_implementation
@@ -161,6 +159,16 @@ def resident_tensors(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) ->
     return [*model.parameters(), *model.buffers(), *inputs.values()]
 
 
+def _peak_memory(models: dict, steps: dict) -> dict[str, float]:
+    """Peak CPU tensor memory (MiB) of each model's step, gradients cleared before and after."""
+    memory = {}
+    for name, (model, inputs) in models.items():
+        model.zero_grad(set_to_none=True)
+        memory[name] = peak_cpu_tensor_bytes(steps[name], resident_tensors(model, inputs)) / 2**20
+        model.zero_grad(set_to_none=True)
+    return memory
+
+
 def benchmark_mode(
     preset: str,
     mode: str,
@@ -192,12 +200,7 @@ def benchmark_mode(
     steps = {name: make_step(model, inputs) for name, (model, inputs) in models.items()}
     timings = time_interleaved(steps, repeats, warmup, clock=clock)
     flops = {name: count_flops(steps[name]) for name in ("ours", "VideoMAE")}
-    memory = {name: float("nan") for name in models}
-    if measure_memory:
-        for name, (model, inputs) in models.items():
-            model.zero_grad(set_to_none=True)
-            memory[name] = peak_cpu_tensor_bytes(steps[name], resident_tensors(model, inputs)) / 2**20
-            model.zero_grad(set_to_none=True)
+    memory = _peak_memory(models, steps) if measure_memory else {name: float("nan") for name in models}
     time_ratio = paired_ratio(timings["ours"], timings["VideoMAE"])
     flop_ratio = flops["ours"] / flops["VideoMAE"]
     row = {
@@ -217,15 +220,10 @@ def benchmark_mode(
         "target met": time_ratio / flop_ratio <= TARGET_TIME_OVER_FLOPS,
     }
     if compare_attention:
-        row.update(
-            {
-                "compared attention": compare_attention,
-                "compared ms": timings["compared"].median * 1e3,
-                "compared time/FLOP": paired_ratio(timings["compared"], timings["VideoMAE"]) / flop_ratio,
-                "compared peak MiB": memory["compared"],
-                "ours / compared": paired_ratio(timings["ours"], timings["compared"]),
-            }
-        )
+        row.update({"compared attention": compare_attention, "compared ms": timings["compared"].median * 1e3,
+                    "compared time/FLOP": paired_ratio(timings["compared"], timings["VideoMAE"]) / flop_ratio,
+                    "compared peak MiB": memory["compared"],
+                    "ours / compared": paired_ratio(timings["ours"], timings["compared"])})
     return row
 
 

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 
 from hub_scripts.bench.common import machine_summary, make_test_clip, markdown_table, set_threads, time_interleaved
+from processing.decoding_mtcae import read_video
+from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 OURS = "MTCAEVideoProcessor"
 TARGETS = {"VideoMAEImageProcessor": 2.0, "VideoMAEVideoProcessor": 1.3}
@@ -52,8 +54,6 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def decode_clip(video: Path | None, width: int, height: int) -> np.ndarray:
     """The 16 sampled frames (uint8, (16, H, W, 3)) of ``video``, or of a generated clip of that size."""
-    from processing.decoding_mtcae import read_video
-
     with tempfile.TemporaryDirectory() as tmp:
         path = video or make_test_clip(Path(tmp) / "clip.mp4", 1.0, width, height)
         frames, _, _ = read_video(path)
@@ -63,8 +63,6 @@ def decode_clip(video: Path | None, width: int, height: int) -> np.ndarray:
 def make_candidates(clips: list[np.ndarray], include_pil: bool) -> dict[str, Callable[[], Any]]:
     """name -> a call that processes ``clips`` (a batch of uint8 videos) into pixel_values."""
     from transformers import VideoMAEImageProcessor, VideoMAEVideoProcessor
-
-    from processing.video_processing_mtcae import MTCAEVideoProcessor
 
     ours = MTCAEVideoProcessor()
     video_processor = VideoMAEVideoProcessor(**SAME_OUTPUT)

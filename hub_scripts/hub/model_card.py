@@ -1,7 +1,7 @@
 """The model card of a pushed MTCAE-DFER repo, on huggingface_hub's ``ModelCard`` / ``ModelCardData`` / ``EvalResult``.
 
 The card is ``ModelCard.from_template`` of the Jinja template ``model_card.md`` (repo root; linked
-from ``hub_scripts/model_card.md`` so that wheels ship it): its metadata is a ``ModelCardData`` whose
+from ``hub_scripts/hub/model_card.md`` so that wheels ship it): its metadata is a ``ModelCardData`` whose
 ``eval_results`` (the ``model-index``) hold each fold's UAR / WAR and the fold means, and its text
 fills the template's ``{{ name }}`` placeholders (see :func:`card_values` for the names). Its install
 line names exactly what the saved processor needs (:func:`install_requirements`).
@@ -16,7 +16,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hub_scripts.results import mean_std, results_table
+from hub_scripts.hub.results import mean_std, results_table
+from modeling_mtcae.configuration_mtcae import DECODER_MODE_DESCRIPTIONS
 from processing.dataset_registry import DATASETS, display_name
 
 logger = logging.getLogger("mtcae.model_card")
@@ -25,18 +26,6 @@ MODEL_CARD_TEMPLATE = Path(__file__).with_name("model_card.md")
 TASK = {"task_type": "video-classification", "task_name": "Dynamic Facial Expression Recognition"}
 TAGS = ["video-classification", "facial-expression-recognition", "dynamic-facial-expression-recognition",
         "emotion-recognition", "multi-task-learning", "videomae", "mtcae-dfer", "custom_code"]
-
-DECODER_MODES = {
-    "cascaded": ("cascaded MTL (MTCAE-DFER)",
-                 "cascaded ({tasks}; each decoder is queried by the previous decoder's output)"),
-    "parallel": ("non-fully-shared MTL (parallel decoders)",
-                 "parallel (non-fully-shared multi-task: every decoder is queried by the projected encoder tokens)"),
-    "fully_shared": ("fully-shared MTL",
-                     "fully shared (one shared decoder, then the three task decoders on its output)"),
-    "single_task": ("single-task (expression decoder only)",
-                    "single task (the expression decoder only, no face heads)"),
-}
-"""The paper's four frameworks: ``decoder_mode`` -> (its name in the paper's ablation, its wiring)."""
 
 HYPERPARAMETERS_SHOWN = (
     "learning_rate", "weight_decay", "num_train_epochs", "per_device_train_batch_size",
@@ -47,7 +36,7 @@ HYPERPARAMETERS_SHOWN = (
 
 def decoder_mode_title(mode: str) -> str:
     """The paper's name of a decoder mode's framework."""
-    return DECODER_MODES[mode][0] if mode in DECODER_MODES else mode
+    return DECODER_MODE_DESCRIPTIONS[mode][0] if mode in DECODER_MODE_DESCRIPTIONS else mode
 
 
 def install_requirements(processor) -> list[str]:
@@ -111,7 +100,7 @@ def card_data(rows: list[dict[str, Any]], model_name: str, license: str, base_mo
 def architecture_text(config, num_parameters: tuple[int, int] | None) -> str:
     enc = config.encoder_config
     height, width = config.image_size
-    mode = DECODER_MODES[config.decoder_mode][1].format(tasks=" → ".join(config.tasks))
+    mode = DECODER_MODE_DESCRIPTIONS[config.decoder_mode][1].format(tasks=" → ".join(config.tasks))
     lines = [
         f"- Encoder: VideoMAE ViT (hidden {enc.hidden_size}, {enc.num_hidden_layers} layers, "
         f"{enc.num_attention_heads} heads, patch {enc.patch_size}, tubelet {enc.tubelet_size}, mean pooling), "
@@ -241,5 +230,5 @@ def render_card(values: dict[str, str], data: ModelCardData, template: str | Non
     return ModelCard.from_template(data, template_str=template, **values)
 
 
-__all__ = ["DECODER_MODES", "card_data", "card_values", "decoder_mode_title", "eval_results", "install_command",
+__all__ = ["card_data", "card_values", "decoder_mode_title", "eval_results", "install_command",
            "install_requirements", "render_card"]

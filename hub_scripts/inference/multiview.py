@@ -3,8 +3,8 @@
 The peers (MAE-DFER, HiCMAE, from VideoMAE's test loader) report "2 clips x 2 crops". Here:
 
 - temporal view ``v`` of ``V`` takes, in each of the ``T`` equal segments of the clip, the frame at the
-  fraction ``(v + 0.5) / V`` of the segment: ``floor((i + (v + 0.5) / V) * N / T)``. ``V = 1`` is the
-  segment centre, i.e. exactly the processor's ``sampling_mode="uniform"`` frames; larger ``V`` spreads
+  fraction ``(v + 0.5) / V`` of the segment (:func:`processing.sampling_mtcae.temporal_view_indices`). ``V = 1``
+  is the segment centre, i.e. exactly the processor's ``sampling_mode="uniform"`` frames; larger ``V`` spreads
   the views evenly over each segment, so every view still spans the whole clip.
 - spatial views, ``spatial_mode="crops"`` (default, the peers' definition): for ``S = 1`` the processor's
   own framing of the whole frame; for ``S >= 2`` squares of the frame's short side, the ``s``-th starting
@@ -14,8 +14,9 @@ The peers (MAE-DFER, HiCMAE, from VideoMAE's test loader) report "2 clips x 2 cr
   ``spatial_mode="flip"`` (``S`` = 1 or 2): the frame, and the frame mirrored left-right.
 
 Face labels given with a video (normalised to the source frame) follow each view: looked up for the
-view's frames, mapped into its crop (a face leaving the crop gets mask False) or mirrored (left and right
-points swapped), so the processor's face crop / alignment and face targets stay consistent per view.
+view's frames (:meth:`FaceLabels.at <processing.face_labels_mtcae.FaceLabels.at>`), mapped into its crop (a face
+leaving the crop gets mask False) or mirrored (left and right points swapped) by ``FrameGeometry``'s functions,
+so the processor's face crop / alignment and face targets stay consistent per view.
 Without labels a processor with a ``face_detector`` finds the faces in each view itself.
 """
 
@@ -29,13 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from processing.decoding_mtcae import read_video
+from processing.face_geometry_mtcae import crop_geometry, mirror_face_labels
+from processing.face_labels_mtcae import FaceLabels
+from processing.frame_folders import count_frames, is_frame_folder, read_frame_folder
+from processing.sampling_mtcae import temporal_view_indices
+
 SPATIAL_MODES = ("crops", "flip")
-_MIRRORED_POINTS = [1, 0, 2, 4, 3]  # left/right eye and mouth corner swap places in a mirrored face
 
 
 @dataclass
 class MultiViewArguments:
-    """Test-time views for ``train.py`` / ``cross_validate.py`` / ``mtcae-predict`` (HfArgumentParser dataclass)."""
+    """Test-time views of ``mtcae-train`` / ``mtcae-cross-validate`` / ``mtcae-predict`` (an HfArgumentParser
+    dataclass)."""
 
     test_temporal_views: int = field(default=1, metadata={"help": "16-frame samplings spread over each test clip"})
     test_spatial_views: int = field(default=1, metadata={"help": "spatial views per temporal view (peers: 2)"})
@@ -64,16 +71,6 @@ def check_views(temporal_views: int, spatial_views: int, spatial_mode: str = "cr
 # ----------------------------------------------------------------------------------------------------
 
 
-def temporal_view_indices(num_source_frames: int, num_frames: int = 16, num_views: int = 1) -> np.ndarray:
-    """``(num_views, num_frames)`` int64 frame indices; view ``v`` takes ``floor((i + (v + 0.5) / V) * N / T)``."""
-    n, t, v = int(num_source_frames), int(num_frames), int(num_views)
-    if n < 1 or t < 1 or v < 1:
-        raise ValueError(f"need num_source_frames, num_frames, num_views >= 1, got {n}, {t}, {v}")
-    offsets = (np.arange(v)[:, None] + 0.5) / v
-    indices = np.floor((np.arange(t)[None, :] + offsets) * n / t).astype(np.int64)
-    return np.clip(indices, 0, n - 1)
-
-
 def spatial_crops(height: int, width: int, num_views: int) -> list[tuple[int, int, int] | None]:
     """``(left, top, side)`` pixel squares of the short side along the long side; ``[None]`` (whole frame)
     for 1 view."""
@@ -85,52 +82,19 @@ def spatial_crops(height: int, width: int, num_views: int) -> list[tuple[int, in
     return [(start, 0, short) if width > height else (0, start, short) for start in starts]
 
 
-def _labels_for(labels: Any, indices: np.ndarray, num_source: int) -> dict[str, np.ndarray]:
-    """Labels (a dict with boxes, landmarks, mask and optional frame_indices) at the source frames ``indices``.
-
-    Without ``frame_indices`` the labels must hold every source frame; frames without a label get mask False.
-    """
-    table = {"boxes": np.zeros((num_source, 4)), "landmarks": np.zeros((num_source, 5, 2)),
-             "mask": np.zeros(num_source, bool)}
-    given = {key: np.asarray(labels[key]) for key in ("boxes", "landmarks")}
-    mask = labels.get("mask")
-    rows = labels.get("frame_indices")
-    if rows is None and len(given["boxes"]) != num_source:
-        raise ValueError(f"face labels hold {len(given['boxes'])} frames but the clip has {num_source}: give one "
-                         "per source frame, or pass frame_indices with them")
-    rows = np.arange(num_source) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
-    inside = (rows >= 0) & (rows < num_source)
-    table["boxes"][rows[inside]] = given["boxes"].reshape(-1, 4)[inside]
-    table["landmarks"][rows[inside]] = given["landmarks"].reshape(-1, 5, 2)[inside]
-    table["mask"][rows[inside]] = True if mask is None else np.asarray(mask, bool).reshape(-1)[inside]
-    return {key: value[indices] for key, value in table.items()}
-
-
-def _crop_labels(labels: dict, crop: tuple[int, int, int], height: int, width: int) -> dict[str, np.ndarray]:
-    """Source-normalised labels -> normalised to the square ``crop``; faces outside it get mask False."""
-    left, top, side = crop
-    scale = np.array([width, height]) / side
-    shift = np.array([left, top]) / side
-    low = np.clip(labels["boxes"][:, :2] * scale - shift, 0.0, 1.0)
-    high = np.clip((labels["boxes"][:, :2] + labels["boxes"][:, 2:]) * scale - shift, 0.0, 1.0)
-    landmarks = np.clip(labels["landmarks"] * scale - shift, 0.0, 1.0)
-    mask = labels["mask"] & np.all(high > low, axis=-1)
-    return {"boxes": np.concatenate([low, high - low], axis=-1), "landmarks": landmarks, "mask": mask}
-
-
-def _mirror_labels(labels: dict) -> dict[str, np.ndarray]:
-    boxes = labels["boxes"].copy()
-    boxes[:, 0] = 1.0 - boxes[:, 0] - boxes[:, 2]
-    landmarks = labels["landmarks"][:, _MIRRORED_POINTS].copy()
-    landmarks[..., 0] = 1.0 - landmarks[..., 0]
-    return {"boxes": boxes, "landmarks": landmarks, "mask": labels["mask"].copy()}
+def _view_labels(labels: FaceLabels, crop: tuple[int, int, int] | None, size: tuple[int, int],
+                 mirror: bool) -> FaceLabels:
+    """A view's labels (rows = the view's frames) mapped into its crop, or mirrored."""
+    boxes, landmarks, mask = labels.boxes, labels.landmarks, labels.mask
+    if crop is not None:
+        boxes, landmarks, mask = crop_geometry(size, labels.frame_indices, crop).map_labels(boxes, landmarks, mask)
+    if mirror:
+        boxes, landmarks, mask = mirror_face_labels(boxes, landmarks, mask)
+    return FaceLabels(np.arange(len(labels)), boxes, landmarks, mask)
 
 
 def _read(video: Any, indices: np.ndarray | None) -> tuple[torch.Tensor, int]:
     """``(uint8 (T, H, W, 3) frames at indices, number of source frames)``; ``indices=None`` only counts."""
-    from processing.frame_folders import count_frames, is_frame_folder, read_frame_folder
-    from processing.video_processing_mtcae import read_video
-
     if is_frame_folder(video):
         if indices is None:
             return None, count_frames(video)
@@ -154,9 +118,9 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
         processor: an ``MTCAEVideoProcessor`` (called on each view's frames with its own settings).
         video: a video path, a frame folder, or a uint8 ``(N, H, W, 3)`` array / tensor of every frame.
         temporal_views / spatial_views / spatial_mode: see the module docstring.
-        face_labels: optional labels normalised to the source frame, a dict: ``boxes`` (N, 4), ``landmarks``
-            (N, 5, 2), ``mask`` (N,) for every source frame, or for the frames listed in ``frame_indices``
-            (e.g. an annotation cache's ``"all"`` row as a dict).
+        face_labels: optional labels normalised to the source frame: a ``FaceLabels`` (e.g. a face-label cache's
+            row), or a dict with ``boxes`` (N, 4), ``landmarks`` (N, NUM_LANDMARKS, 2), ``mask`` (N,) for every source
+            frame, or for the frames listed in ``frame_indices``.
 
     Returns:
         The processor's ``BatchFeature`` for the ``V * S`` views (``pixel_values`` (V*S, T, 3, H, W), and the
@@ -171,20 +135,21 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
         frames, _ = _read(video, indices.reshape(-1))
     height, width = int(frames.shape[1]), int(frames.shape[2])
     views, labels = [], []
+    source = None if face_labels is None else FaceLabels.from_input(face_labels, num_source_frames=num_source)
     for t, chunk in enumerate(torch.split(frames, num_frames)):
-        source_labels = None if face_labels is None else _labels_for(face_labels, indices[t], num_source)
+        at = None if source is None else source.at(indices[t])
         if spatial_mode == "flip":
             views += [chunk, chunk.flip(2)][:spatial_views]
-            labels += [source_labels, None if source_labels is None else _mirror_labels(source_labels)][:spatial_views]
+            labels += [None if at is None else _view_labels(at, None, (height, width), mirror)
+                       for mirror in (False, True)][:spatial_views]
             continue
         for crop in spatial_crops(height, width, spatial_views):
             if crop is None:
                 views.append(chunk)
-                labels.append(source_labels)
-                continue
-            left, top, side = crop
-            views.append(chunk[:, top:top + side, left:left + side])
-            labels.append(None if source_labels is None else _crop_labels(source_labels, crop, height, width))
+            else:
+                left, top, side = crop
+                views.append(chunk[:, top:top + side, left:left + side])
+            labels.append(None if at is None else _view_labels(at, crop, (height, width), False))
     inputs = processor([view.contiguous().numpy() for view in views],
                        face_labels=None if face_labels is None else labels, num_frames=num_frames,
                        temporal_jitter=False, random_flip=False, return_tensors="pt")
@@ -266,6 +231,5 @@ __all__ = [
     "multiview_probabilities",
     "predict_multiview",
     "spatial_crops",
-    "temporal_view_indices",
     "view_probabilities",
 ]
