@@ -13,25 +13,16 @@ one results table (per fold, then mean ± std test UAR / WAR per mode) to ``OUTP
 
 from __future__ import annotations
 
-import logging
-
-from hub_scripts.cli import parse_arguments
-from hub_scripts.inference.multiview import MultiViewArguments
-from hub_scripts.training.arguments import (
-    AblationArguments,
-    CrossValidationArguments,
-    DataArguments,
-    ModelArguments,
-    MTCAETrainingArguments,
-)
+from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.training.arguments import RUN_ARGUMENTS, AblationArguments, CrossValidationArguments
 from hub_scripts.training.cross_validation import ablate
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    data_args, model_args, training_args, views, cv_args, ablation_args = parse_arguments(
-        (DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments, CrossValidationArguments,
-         AblationArguments), argv, prog="mtcae-ablate", description=__doc__)
+    configure_logging()
+    *run_args, cv_args, ablation_args = parse_arguments(
+        (*RUN_ARGUMENTS, CrossValidationArguments, AblationArguments), argv, prog="mtcae-ablate", description=__doc__)
+    data_args, model_args, training_args, views = run_args
     ablate(data_args, model_args, training_args, ablation_args.modes, cv_args.folds, views)
 
 

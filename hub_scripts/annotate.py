@@ -25,6 +25,7 @@ from typing import Literal
 from hub_scripts.cli import parse_arguments
 from processing.dataset_registry import dataset_key, get_dataset
 from processing.labelling import DEFAULT_CACHE_NAME, annotate_dataset
+from processing.sampling_mtcae import SAMPLING_MODES
 
 
 @dataclass
@@ -39,7 +40,7 @@ class AnnotateArguments:
         default=None, metadata={"help": f"cache file, ending in .parquet; unset: DATA_ROOT/{DEFAULT_CACHE_NAME}"})
     detector: Literal["mtcnn", "dlib"] = field(default="mtcnn", metadata={"help": "face detector backend"})
     num_frames: int = field(default=16, metadata={"help": "frames sampled per video"})
-    mode: Literal["uniform", "stride"] = field(default="uniform", metadata={"help": "frame sampling mode"})
+    mode: Literal[SAMPLING_MODES] = field(default="uniform", metadata={"help": "frame sampling mode"})
     label_size: int = field(
         default=224,
         metadata={"help": "detect on frames resized to this size (0 = source resolution; 224 as the authors)"})

@@ -9,6 +9,7 @@ JSON file, as in transformers' example scripts.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -44,6 +45,11 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
         parser.error(str(error))
 
 
+def configure_logging() -> None:
+    """INFO-level logs with the time and the logger's name, as the long-running tools print them."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+
+
 def check_choice(name: str, value, choices: Sequence) -> None:
     """Raise a ``ValueError`` naming the option when ``value`` is not one of ``choices``."""
     if value not in choices:
@@ -57,4 +63,4 @@ def check_positive(**values: int | float | None) -> None:
             raise ValueError(f"--{name} must be > 0; got {value!r}")
 
 
-__all__ = ["check_choice", "check_positive", "parse_arguments"]
+__all__ = ["check_choice", "check_positive", "configure_logging", "parse_arguments"]

@@ -15,25 +15,18 @@ is reported at the end; the others still run.
 
 from __future__ import annotations
 
-import logging
 import sys
 
-from hub_scripts.cli import parse_arguments
-from hub_scripts.inference.multiview import MultiViewArguments
-from hub_scripts.training.arguments import (
-    CrossValidationArguments,
-    DataArguments,
-    ModelArguments,
-    MTCAETrainingArguments,
-)
+from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.training.arguments import RUN_ARGUMENTS, CrossValidationArguments
 from hub_scripts.training.cross_validation import cross_validate
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    data_args, model_args, training_args, views, cv_args = parse_arguments(
-        (DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments, CrossValidationArguments), argv,
-        prog="mtcae-cross-validate", description=__doc__)
+    configure_logging()
+    *run_args, cv_args = parse_arguments((*RUN_ARGUMENTS, CrossValidationArguments), argv,
+                                         prog="mtcae-cross-validate", description=__doc__)
+    data_args, model_args, training_args, views = run_args
     summary = cross_validate(data_args, model_args, training_args, cv_args.folds, views=views)
     if summary["num_folds_finished"] == 0:
         sys.exit("every fold failed; see the log above")

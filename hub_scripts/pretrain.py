@@ -34,9 +34,7 @@ The peers pretrained for 100 epochs on VoxCeleb2 (1.09 M clips) with AdamW betas
 
 from __future__ import annotations
 
-import logging
-
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import configure_logging, parse_arguments
 from hub_scripts.training.pretraining import PretrainDataArguments, PretrainingArguments, PretrainModelArguments, run
 
 
@@ -47,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainDataArguments, Pr
 
 
 def main(argv: list[str] | None = None) -> dict:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    configure_logging()
     return run(*parse_args(argv))
 
 

@@ -21,22 +21,18 @@ averaged, the peers' protocol; validation stays single-view); the results files 
 
 from __future__ import annotations
 
-import logging
-
-from hub_scripts.cli import parse_arguments
-from hub_scripts.inference.multiview import MultiViewArguments
-from hub_scripts.training.arguments import DataArguments, ModelArguments, MTCAETrainingArguments
+from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.training.arguments import RUN_ARGUMENTS
 from hub_scripts.training.engine import run
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, MTCAETrainingArguments,
-                                                      MultiViewArguments]:
-    return parse_arguments((DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments), argv,
-                           prog="mtcae-train", description=__doc__)
+def parse_args(argv: list[str] | None = None) -> tuple:
+    """``(DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments)``."""
+    return parse_arguments(RUN_ARGUMENTS, argv, prog="mtcae-train", description=__doc__)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    configure_logging()
     run(*parse_args(argv))
 
 

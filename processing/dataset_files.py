@@ -66,12 +66,23 @@ class LoadReport:
                 lines.append(f"  ... and {len(items) - max_items} more {title} files")
         return "\n".join(lines)
 
+    def reject(self, rel: str, problems: list[str]) -> bool:
+        """List ``rel`` as invalid for ``problems`` (joined by "; "); whether there were any."""
+        if problems:
+            self.invalid.append((rel, "; ".join(problems)))
+        return bool(problems)
+
     def log(self) -> None:
         if self.invalid:
             logger.warning("%d files do not match the %s layout and were not loaded:\n%s", len(self.invalid),
                            self.dataset, self.summary())
         for rel, reason in self.skipped:
             logger.info("Skipped %s: %s", rel, reason)
+
+
+def clip_row(root: Path, rel: str, label: int, subject: str, **metadata) -> dict:
+    """A table row: the common columns (``video``, ``rel_path``, ``label``, ``subject``) and an adapter's own."""
+    return dict(video=str(root / rel), rel_path=rel, label=label, subject=subject, **metadata)
 
 
 def find_video_files(root: str | os.PathLike, report: LoadReport | None = None,
@@ -165,4 +176,4 @@ def finish(dataset, report: LoadReport, return_report: bool, annotations=None):
     return (dataset, report) if return_report else dataset
 
 
-__all__ = ["LoadReport", "build_table", "find_frame_folders", "find_video_files", "finish"]
+__all__ = ["LoadReport", "build_table", "clip_row", "find_frame_folders", "find_video_files", "finish"]

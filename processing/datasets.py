@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .dataset_files import LoadReport, build_table, find_video_files, finish
+from .dataset_files import LoadReport, build_table, clip_row, find_video_files, finish
 from .decoding_mtcae import VIDEO_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -106,20 +106,9 @@ def _ravdess_row(root: Path, rel: str, codes: Sequence[str], num_classes: int) -
     modality, voc, emotion, intensity, statement, repetition, actor = codes
     code = int(emotion)
     label = code - 1 if num_classes == 8 else (0 if code <= 2 else code - 2)
-    return dict(
-        video=str(root / rel),
-        rel_path=rel,
-        label=label,
-        subject=actor,
-        actor=int(actor),
-        gender="male" if int(actor) % 2 else "female",
-        modality=modality,
-        vocal=RAVDESS_VOCAL[voc],
-        emotion_code=emotion,
-        intensity=int(intensity),
-        statement=int(statement),
-        repetition=int(repetition),
-    )
+    return clip_row(root, rel, label, actor, actor=int(actor), gender="male" if int(actor) % 2 else "female",
+                    modality=modality, vocal=RAVDESS_VOCAL[voc], emotion_code=emotion, intensity=int(intensity),
+                    statement=int(statement), repetition=int(repetition))
 
 
 def load_ravdess(
@@ -161,9 +150,7 @@ def load_ravdess(
             report.invalid.append((rel, "expected Actor_NN/MM-VV-EE-II-SS-RR-AA.<ext>"))
             continue
         modality, voc = match.groups()[:2]
-        problems = _ravdess_name_problems(parts, match.groups())
-        if problems:
-            report.invalid.append((rel, "; ".join(problems)))
+        if report.reject(rel, _ravdess_name_problems(parts, match.groups())):
             continue
         if modality == "03":
             report.invalid.append((rel, "modality 03 (audio-only) in a video file"))
@@ -227,24 +214,13 @@ def load_crema_d(
             report.invalid.append((rel, "expected [VideoFlash/]AAAA_SSS_EEE_LL.<ext>"))
             continue
         actor, sentence, emotion, level = match.groups()
-        problems = _crema_d_name_problems(actor, sentence, emotion, level)
-        if problems:
-            report.invalid.append((rel, "; ".join(problems)))
+        if report.reject(rel, _crema_d_name_problems(actor, sentence, emotion, level)):
             continue
         if skip_broken and stem in CREMA_D_BROKEN:
             report.skipped.append((rel, "known broken CREMA-D file"))
             continue
-        rows.append(
-            dict(
-                video=str(root / rel),
-                rel_path=rel,
-                label=CREMA_D_CODES.index(emotion),
-                subject=actor,
-                actor=int(actor),
-                sentence=sentence,
-                level=level,
-            )
-        )
+        rows.append(clip_row(root, rel, CREMA_D_CODES.index(emotion), actor, actor=int(actor), sentence=sentence,
+                             level=level))
     extra = {"actor": Value("int32"), "sentence": Value("string"), "level": Value("string")}
     return finish(build_table(rows, CREMA_D_CLASSES, report, extra), report, return_report, annotations)
 
@@ -307,24 +283,12 @@ def load_mead(
         subject, _, view, emotion, level_dir, name = parts
         clip = Path(name).stem
         level = int(level_dir.split("_")[1])
-        problems = _mead_path_problems(view, emotion, level, name)
-        if problems:
-            report.invalid.append((rel, "; ".join(problems)))
+        if report.reject(rel, _mead_path_problems(view, emotion, level, name)):
             continue
         if view not in views or level not in levels:
             report.filtered += 1
             continue
-        rows.append(
-            dict(
-                video=str(root / rel),
-                rel_path=rel,
-                label=MEAD_CLASSES.index(emotion),
-                subject=subject,
-                view=view,
-                level=level,
-                clip=clip,
-            )
-        )
+        rows.append(clip_row(root, rel, MEAD_CLASSES.index(emotion), subject, view=view, level=level, clip=clip))
     extra = {"view": Value("string"), "level": Value("int32"), "clip": Value("string")}
     return finish(build_table(rows, MEAD_CLASSES, report, extra), report, return_report, annotations)
 
@@ -380,7 +344,7 @@ def load_video_folder(
             else:
                 groups = match.groupdict()
                 subject = groups.get("subject") or (match.group(1) if match.groups() else match.group(0))
-        rows.append(dict(video=str(root / rel), rel_path=rel, label=index[parts[0]], subject=subject))
+        rows.append(clip_row(root, rel, index[parts[0]], subject))
     for rel in unparsed:
         report.warnings.append(f"{rel}: subject_regex {subject_regex!r} found no subject; subject 'unknown'")
     if unparsed:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .dataset_files import LoadReport, build_table, finish
+from .dataset_files import LoadReport, build_table, clip_row, finish
 from .frame_folders import FrameFolderError, count_frames
 
 logger = logging.getLogger(__name__)
@@ -253,9 +253,9 @@ def _load(root, layout: _Layout, folds: list[int], one_row_per_clip: bool, retur
         if one_row_per_clip and item.clip in used:
             continue
         used.add(item.clip)
-        rows.append(dict(video=str(root / item.folder), rel_path=item.folder, label=item.label, subject=item.clip,
-                         split=None if one_row_per_clip else item.split, test_fold=test_fold.get(item.clip, 0),
-                         num_frames=num_frames, **({"scene": item.scene} if layout.scenes else {})))
+        rows.append(clip_row(root, item.folder, item.label, item.clip, split=None if one_row_per_clip else item.split,
+                             test_fold=test_fold.get(item.clip, 0), num_frames=num_frames,
+                             **({"scene": item.scene} if layout.scenes else {})))
     if one_row_per_clip:
         _check_fold_coverage(checked, report)
     report.filtered += len(_clip_folders(root, layout.frames_dir, layout.depth) - named_folders)
@@ -278,14 +278,9 @@ def _check_fold(fold: int | None, num_folds: int) -> list[int]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def load_dfew(
-    root: str | os.PathLike,
-    fold: int | None = None,
-    frames_dir: str = "Clip/clip_224x224",
-    split_dir: str = "EmoLabel_DataSplit",
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_dfew(root: str | os.PathLike, fold: int | None = None, frames_dir: str = "Clip/clip_224x224",
+              split_dir: str = "EmoLabel_DataSplit", return_report: bool = False,
+              annotations: str | os.PathLike | None = None):
     """DFEW: ``Clip/clip_224x224/NNNNN/NNNNN_YYYYY.jpg`` and the single-labelled split files.
 
     Args:
@@ -305,13 +300,9 @@ def load_dfew(
     return _load(root, layout, _check_fold(fold, DFEW_FOLDS), fold is None, return_report, annotations)
 
 
-def load_ferv39k(
-    root: str | os.PathLike,
-    frames_dir: str = "2_ClipsforFaceCrop",
-    split_dir: str = "4_setups/All_scenes",
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_ferv39k(root: str | os.PathLike, frames_dir: str = "2_ClipsforFaceCrop",
+                 split_dir: str = "4_setups/All_scenes", return_report: bool = False,
+                 annotations: str | os.PathLike | None = None):
     """FERV39k: ``2_ClipsforFaceCrop/<Scene>/<Emotion>/<NNNN>/*.jpg`` and the official all-scenes split.
 
     Args:
@@ -330,14 +321,9 @@ def load_ferv39k(
     return _load(root, layout, [1], False, return_report, annotations)
 
 
-def load_mafw(
-    root: str | os.PathLike,
-    fold: int | None = None,
-    frames_dir: str = "data/frames",
-    split_dir: str = "Train & Test Set/single/no_caption",
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_mafw(root: str | os.PathLike, fold: int | None = None, frames_dir: str = "data/frames",
+              split_dir: str = "Train & Test Set/single/no_caption", return_report: bool = False,
+              annotations: str | os.PathLike | None = None):
     """MAFW (single-label, 11 classes): ``data/frames/NNNNN/*.png`` and ``set_{1..5}/{train,test}.txt``.
 
     Args:

@@ -15,6 +15,7 @@ import torch
 from transformers import TrainingArguments
 
 from hub_scripts.cli import check_choice, check_positive
+from hub_scripts.inference.multiview import MultiViewArguments
 from modeling_mtcae.configuration_mtcae import DECODER_MODES, PRESETS
 from processing.dataset_registry import DATASETS, DatasetEntry, LoadOptions, get_dataset
 from processing.datasets import MEAD_LEVELS, MEAD_VIEWS
@@ -25,7 +26,8 @@ DatasetName = Literal[tuple(DATASETS)]
 PresetName = Literal[tuple(PRESETS)]
 DecoderMode = Literal[DECODER_MODES]
 ResizeMode = Literal[RESIZE_MODES]
-PatchEmbeddingInit = Literal["auto", "pca", "random"]
+PATCH_EMBEDDING_INITS = ("auto", "pca", "random")
+PatchEmbeddingInit = Literal[PATCH_EMBEDDING_INITS]
 
 
 @dataclass
@@ -141,7 +143,7 @@ class ModelArguments:
 
     def __post_init__(self):
         check_choice("preset", self.preset, tuple(PRESETS))
-        check_choice("patch_embedding_init", self.patch_embedding_init, ("auto", "pca", "random"))
+        check_choice("patch_embedding_init", self.patch_embedding_init, PATCH_EMBEDDING_INITS)
         if self.decoder_mode is not None:
             check_choice("decoder_mode", self.decoder_mode, DECODER_MODES)
         sources = [f"--{name}" for name in ("config", "model_name_or_path", "encoder") if getattr(self, name)]
@@ -224,5 +226,9 @@ class AblationArguments:
             raise ValueError(f"--modes must be distinct decoder modes; got {self.modes}")
 
 
-__all__ = ["AblationArguments", "CrossValidationArguments", "DataArguments", "MTCAETrainingArguments", "ModelArguments",
-           "default_dataloader_workers"]
+RUN_ARGUMENTS = (DataArguments, ModelArguments, MTCAETrainingArguments, MultiViewArguments)
+"""What one training run is given (``mtcae-train``); cross-validation and the ablation add their own."""
+
+
+__all__ = ["PATCH_EMBEDDING_INITS", "RUN_ARGUMENTS", "AblationArguments", "CrossValidationArguments", "DataArguments",
+           "MTCAETrainingArguments", "ModelArguments", "default_dataloader_workers"]

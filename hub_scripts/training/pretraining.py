@@ -23,7 +23,12 @@ from transformers import TrainerCallback, TrainingArguments, VideoMAEConfig, Vid
 
 from hub_scripts.cli import check_choice, check_positive
 from hub_scripts.plots import save_figure
-from hub_scripts.training.arguments import DataArguments, PatchEmbeddingInit, default_dataloader_workers
+from hub_scripts.training.arguments import (
+    PATCH_EMBEDDING_INITS,
+    DataArguments,
+    PatchEmbeddingInit,
+    default_dataloader_workers,
+)
 from hub_scripts.training.data import FoldData, load_fold, on_the_fly_inputs, prepared_inputs, with_face_labels
 from hub_scripts.training.model import INPUT_FIELDS, init_patch_embedding, processor_for
 from hub_scripts.training.trainer import MTCAETrainer
@@ -115,7 +120,7 @@ class PretrainModelArguments:
 
     def __post_init__(self):
         check_choice("preset", self.preset, tuple(PRESETS))
-        check_choice("patch_embedding_init", self.patch_embedding_init, ("auto", "pca", "random"))
+        check_choice("patch_embedding_init", self.patch_embedding_init, PATCH_EMBEDDING_INITS)
         check_positive(image_size=self.image_size, num_frames=self.num_frames,
                        **{name: getattr(self, name) for name in DECODER_SIZES["default"]})
 
