@@ -42,9 +42,8 @@ EXTRAS = {
         "datasets>=3.0",
     ],
 }
-# import-linter: the import contracts of pyproject.toml (the layers), checked by the tests and by CI.
 EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
-                                                                 "import-linter>=2.1"]))
+                                                                 "import-linter>=2.1"]))  # the layers' contracts
 EXTRAS["all"] = EXTRAS["test"]
 
 setup(
@@ -56,9 +55,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    # The benchmarks (hub_scripts/bench) run from a clone (python -m hub_scripts.bench.X) and are not installed.
     packages=find_packages(include=["modeling_mtcae", "processing", "hub_scripts", "hub_scripts.*"],
-                           exclude=["hub_scripts.bench"]),
+                           exclude=["hub_scripts.bench"]),  # the benchmarks run from a clone, not installed
     package_data={"hub_scripts": ["metrics/*.py"], "": ["*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

@@ -50,18 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     (args,) = parse_arguments((SyntheticArguments,), argv, prog="mtcae-synthetic",
                               description="Render the synthetic DFER data set (RAVDESS layout, exact face labels).")
     logging.basicConfig(level=logging.INFO)
-    root = generate_synthetic_dfer(
-        args.root,
-        num_actors=args.num_actors,
-        clips_per_class=args.clips_per_class,
-        num_frames=args.num_frames,
-        size=(args.height, args.width),
-        fps=args.fps,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        overwrite=args.overwrite,
-        num_frames_jitter=args.num_frames_jitter,
-    )
+    root = generate_synthetic_dfer(args.root, args.num_actors, args.clips_per_class, args.num_frames,
+                                   (args.height, args.width), args.fps, args.seed, args.num_workers, args.overwrite,
+                                   args.num_frames_jitter)
     print(f"synthetic DFER set: {root}")
     if args.preview:
         print(f"preview: {save_preview(root, args.preview)}")

@@ -20,15 +20,5 @@ AutoConfig.register(MTCAEConfig.model_type, MTCAEConfig, exist_ok=True)
 AutoModel.register(MTCAEConfig, MTCAEModel, exist_ok=True)
 AutoModelForVideoClassification.register(MTCAEConfig, MTCAEForVideoClassification, exist_ok=True)
 
-__all__ = [
-    "CPU_DROPOUT_ATTENTION",
-    "DECODER_MODES",
-    "PRESETS",
-    "TASKS",
-    "MTCAEConfig",
-    "MTCAEForVideoClassification",
-    "MTCAEForVideoClassificationOutput",
-    "MTCAEModel",
-    "MTCAEModelOutput",
-    "MTCAEPreTrainedModel",
-]
+__all__ = ["CPU_DROPOUT_ATTENTION", "DECODER_MODES", "PRESETS", "TASKS", "MTCAEConfig", "MTCAEForVideoClassification",
+           "MTCAEForVideoClassificationOutput", "MTCAEModel", "MTCAEModelOutput", "MTCAEPreTrainedModel"]

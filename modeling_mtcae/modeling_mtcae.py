@@ -877,10 +877,5 @@ MTCAEConfig.register_for_auto_class()
 MTCAEModel.register_for_auto_class("AutoModel")
 MTCAEForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
 
-__all__ = [
-    "MTCAEForVideoClassification",
-    "MTCAEForVideoClassificationOutput",
-    "MTCAEModel",
-    "MTCAEModelOutput",
-    "MTCAEPreTrainedModel",
-]
+__all__ = ["MTCAEForVideoClassification", "MTCAEForVideoClassificationOutput", "MTCAEModel", "MTCAEModelOutput",
+           "MTCAEPreTrainedModel"]

@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from filelock import FileLock, Timeout
 
-from .face_labels_mtcae import LABEL_FIELDS, NUM_LANDMARKS, FaceLabels
+from .face_labels_mtcae import LABEL_FIELDS, FaceLabels
 from .files import FINGERPRINT_COLUMNS, FileFingerprint, atomic_write, check_writable_folder, clip_mtime_ns, is_clip
 
 logger = logging.getLogger(__name__)
@@ -58,18 +58,10 @@ def labels_to_row(labels: FaceLabels, path: str, key: str, detector: str) -> dic
 
 
 def labels_from_row(row: dict) -> FaceLabels:
-    """The :class:`FaceLabels` of a cache row."""
-    count = len(row["frame_indices"])
-    return FaceLabels(
-        frame_indices=np.asarray(row["frame_indices"], dtype=np.int64),
-        boxes=np.asarray(row["boxes"], dtype=np.float32).reshape(count, 4),
-        landmarks=np.asarray(row["landmarks"], dtype=np.float32).reshape(count, NUM_LANDMARKS, 2),
-        mask=np.asarray(row["mask"], dtype=bool),
-        scores=np.asarray(row["scores"], dtype=np.float32),
-        width=int(row["width"]),
-        height=int(row["height"]),
-        num_source_frames=int(row["num_source_frames"]),
-    )
+    """The :class:`FaceLabels` of a cache row (its float32 values, as stored)."""
+    arrays = {name: np.asarray(row[name], dtype=np.float32) for name in ("boxes", "landmarks", "scores")}
+    return FaceLabels(row["frame_indices"], mask=row["mask"], width=int(row["width"]), height=int(row["height"]),
+                      num_source_frames=int(row["num_source_frames"]), **arrays)
 
 
 class AnnotationCache:
@@ -281,26 +273,14 @@ def _locked(path: Path):
 
 
 def _arrow_schema():
+    """The Parquet columns of :data:`CACHE_COLUMNS`: per-frame values as lists, float32 coordinates."""
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            ("path", pa.string()),
-            ("sampler_key", pa.string()),
-            ("detector", pa.string()),
-            ("width", pa.int32()),
-            ("height", pa.int32()),
-            ("num_source_frames", pa.int32()),
-            ("frame_indices", pa.list_(pa.int32())),
-            ("boxes", pa.list_(pa.list_(pa.float32()))),
-            ("landmarks", pa.list_(pa.list_(pa.list_(pa.float32())))),
-            ("mask", pa.list_(pa.bool_())),
-            ("scores", pa.list_(pa.float32())),
-            ("file_size", pa.int64()),
-            ("file_mtime_ns", pa.int64()),
-            ("file_sha256", pa.string()),
-        ]
-    )
+    text, number, big = pa.string(), pa.int32(), pa.int64()
+    floats = pa.list_(pa.float32())
+    types = [text, text, text, number, number, number, pa.list_(number), pa.list_(floats),
+             pa.list_(pa.list_(floats)), pa.list_(pa.bool_()), floats, big, big, text]
+    return pa.schema(list(zip(CACHE_COLUMNS, types)))
 
 
 def _write_parquet(rows: dict[tuple[str, str], dict], path: Path) -> None:
@@ -312,14 +292,5 @@ def _write_parquet(rows: dict[tuple[str, str], dict], path: Path) -> None:
     atomic_write(path, lambda temporary: pq.write_table(table, temporary))
 
 
-__all__ = [
-    "ALL_FRAMES",
-    "CACHE_COLUMNS",
-    "FACE_LABEL_COLUMN",
-    "AnnotationCache",
-    "RowState",
-    "attach_face_labels",
-    "labels_from_row",
-    "labels_to_row",
-    "sampler_key",
-]
+__all__ = ["ALL_FRAMES", "CACHE_COLUMNS", "FACE_LABEL_COLUMN", "AnnotationCache", "RowState", "attach_face_labels",
+           "labels_from_row", "labels_to_row", "sampler_key"]

@@ -50,14 +50,8 @@ class ClipTransform:
         if self.face_labels is not None and FACE_LABEL_COLUMN in batch:
             face_labels = [None if key is None else self.face_labels.labels(path, key)
                            for path, key in zip(batch["rel_path"], batch[FACE_LABEL_COLUMN])]
-        encoded = self.processor(
-            videos,
-            face_labels=face_labels,
-            temporal_jitter=self.train,
-            random_flip=self.train and self.random_flip,
-            generator=generator,
-            return_tensors="pt",
-        )
+        encoded = self.processor(videos, face_labels=face_labels, temporal_jitter=self.train,
+                                 random_flip=self.train and self.random_flip, generator=generator, return_tensors="pt")
         result = {"pixel_values": encoded["pixel_values"]}
         if "label" in batch:  # unlabelled clips (masked pretraining) have none
             result["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)

@@ -298,5 +298,4 @@ register_dataset(DatasetEntry(
     description="A class-per-folder video data set with subject-independent folds.",
 ))
 
-__all__ = ["DATASETS", "DatasetEntry", "LoadOptions", "dataset_key", "display_name", "get_dataset",
-           "register_dataset"]
+__all__ = ["DATASETS", "DatasetEntry", "LoadOptions", "dataset_key", "display_name", "get_dataset", "register_dataset"]

@@ -111,14 +111,9 @@ def _ravdess_row(root: Path, rel: str, codes: Sequence[str], num_classes: int) -
                     statement=int(statement), repetition=int(repetition))
 
 
-def load_ravdess(
-    root: str | os.PathLike,
-    num_classes: int = 7,
-    vocal: str = "speech",
-    modalities: Sequence[str] = ("01", "02"),
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_ravdess(root: str | os.PathLike, num_classes: int = 7, vocal: str = "speech",
+                 modalities: Sequence[str] = ("01", "02"), return_report: bool = False,
+                 annotations: str | os.PathLike | None = None):
     """RAVDESS (and the synthetic set): ``Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4``.
 
     Args:
@@ -180,13 +175,8 @@ def _crema_d_name_problems(actor: str, sentence: str, emotion: str, level: str) 
     return problems + _not_one_of("emotion", emotion, CREMA_D_CODES) + _not_one_of("level", level, CREMA_D_LEVELS)
 
 
-def load_crema_d(
-    root: str | os.PathLike,
-    extensions: Sequence[str] = (".flv",),
-    skip_broken: bool = True,
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_crema_d(root: str | os.PathLike, extensions: Sequence[str] = (".flv",), skip_broken: bool = True,
+                 return_report: bool = False, annotations: str | os.PathLike | None = None):
     """CREMA-D: ``VideoFlash/AAAA_SSS_EEE_LL.flv`` (or the files directly in ``root``).
 
     Args:
@@ -248,13 +238,8 @@ def _mead_path_problems(view: str, emotion: str, level: int, name: str) -> list[
     return problems
 
 
-def load_mead(
-    root: str | os.PathLike,
-    views: Sequence[str] = ("front",),
-    levels: Sequence[int] = (1, 2, 3),
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_mead(root: str | os.PathLike, views: Sequence[str] = ("front",), levels: Sequence[int] = (1, 2, 3),
+              return_report: bool = False, annotations: str | os.PathLike | None = None):
     """MEAD: ``SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4`` (8 classes; neutral only at level 1).
 
     Args:
@@ -293,14 +278,9 @@ def load_mead(
     return finish(build_table(rows, MEAD_CLASSES, report, extra), report, return_report, annotations)
 
 
-def load_video_folder(
-    root: str | os.PathLike,
-    class_names: Sequence[str] | None = None,
-    subject_regex: str | None = None,
-    extensions: Sequence[str] = VIDEO_EXTENSIONS,
-    return_report: bool = False,
-    annotations: str | os.PathLike | None = None,
-):
+def load_video_folder(root: str | os.PathLike, class_names: Sequence[str] | None = None,
+                      subject_regex: str | None = None, extensions: Sequence[str] = VIDEO_EXTENSIONS,
+                      return_report: bool = False, annotations: str | os.PathLike | None = None):
     r"""A generic layout: ``root/{class_name}/**/*.mp4`` (one folder per class, any depth below it).
 
     Args:
@@ -353,18 +333,6 @@ def load_video_folder(
     return finish(build_table(rows, class_names, report, {}), report, return_report, annotations)
 
 
-__all__ = [
-    "CREMA_D_BROKEN",
-    "CREMA_D_CLASSES",
-    "CREMA_D_CODES",
-    "MEAD_CLASSES",
-    "MEAD_LEVELS",
-    "MEAD_VIEWS",
-    "RAVDESS_7_CLASSES",
-    "RAVDESS_8_CLASSES",
-    "RAVDESS_VOCAL",
-    "load_crema_d",
-    "load_mead",
-    "load_ravdess",
-    "load_video_folder",
-]
+__all__ = ["CREMA_D_BROKEN", "CREMA_D_CLASSES", "CREMA_D_CODES", "MEAD_CLASSES", "MEAD_LEVELS", "MEAD_VIEWS",
+           "RAVDESS_7_CLASSES", "RAVDESS_8_CLASSES", "RAVDESS_VOCAL", "load_crema_d", "load_mead", "load_ravdess",
+           "load_video_folder"]

@@ -412,16 +412,10 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
-def read_video(
-    path: str | os.PathLike,
-    indices: Sequence[int] | np.ndarray | None = None,
-    num_frames: int = 16,
-    mode: str = "uniform",
-    jitter: bool = False,
-    generator: np.random.Generator | None = None,
-    backend: str = "pyav",
-    sample_indices_fn: Callable[..., np.ndarray] | None = None,
-) -> tuple[torch.Tensor, np.ndarray, dict]:
+def read_video(path: str | os.PathLike, indices: Sequence[int] | np.ndarray | None = None, num_frames: int = 16,
+               mode: str = "uniform", jitter: bool = False, generator: np.random.Generator | None = None,
+               backend: str = "pyav",
+               sample_indices_fn: Callable[..., np.ndarray] | None = None) -> tuple[torch.Tensor, np.ndarray, dict]:
     """Decode the sampled frames of a video file.
 
     Args:
@@ -481,12 +475,5 @@ def _read_frame_folder(path: str, indices_fn: Callable[[dict], np.ndarray]):
         raise VideoDecodeError(path, error.reason) from error
 
 
-__all__ = [
-    "VIDEO_BACKENDS",
-    "VIDEO_EXTENSIONS",
-    "VideoDecodeError",
-    "frame_to_rgb",
-    "is_torchcodec_usable",
-    "read_video",
-    "video_metadata_from_info",
-]
+__all__ = ["VIDEO_BACKENDS", "VIDEO_EXTENSIONS", "VideoDecodeError", "frame_to_rgb", "is_torchcodec_usable",
+           "read_video", "video_metadata_from_info"]

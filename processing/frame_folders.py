@@ -153,13 +153,5 @@ def read_frame_folder(
     return frames, chosen, info
 
 
-__all__ = [
-    "FRAME_FOLDER_BACKEND",
-    "FrameFolderError",
-    "IMAGE_EXTENSIONS",
-    "count_frames",
-    "is_frame_folder",
-    "list_frames",
-    "natural_key",
-    "read_frame_folder",
-]
+__all__ = ["FRAME_FOLDER_BACKEND", "FrameFolderError", "IMAGE_EXTENSIONS", "count_frames", "is_frame_folder",
+           "list_frames", "natural_key", "read_frame_folder"]

@@ -1,18 +1,5 @@
-"""Label a data set's clips with a face box and the 5 landmarks per sampled frame (``mtcae-annotate``'s library).
-
-Writes one face-label cache (:class:`~processing.annotation_cache.AnnotationCache`) keyed by
-``(path relative to the root, sampler_key)``, with coordinates normalised to the source frame and
-each video's content fingerprint. Runs are resumable: videos already in the cache are skipped, and
-videos replaced since they were labelled are labelled again. The cache is saved every ``save_every``
-videos or ``save_interval_s`` seconds, whichever comes first, so a killed run loses only the last few
-seconds; runs sharing one cache merge their rows. The output is checked writable before any labelling.
-A file that cannot be decoded is reported at the end and does not stop the run.
-
-By default the root is searched for video files. ``dataset`` takes the clips from the data set's
-loader in :mod:`processing.dataset_registry` instead (its ``rel_path`` / ``video`` columns), which is how
-clips given as folders of frame images (DFEW, FERV39k, MAFW) are labelled; rows stay keyed by ``rel_path``,
-the column the training tools find face labels by.
-"""
+"""Label a data set's clips with a face box and the landmarks per sampled frame (``mtcae-annotate``'s library):
+resumable, saved on a schedule, past bad files; see :func:`annotate_dataset`."""
 
 from __future__ import annotations
 

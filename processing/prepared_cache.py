@@ -268,12 +268,5 @@ def _prepare_job(job) -> str | None:
     return None
 
 
-__all__ = [
-    "PreparedClipCache",
-    "PrepareReport",
-    "default_cache_dir",
-    "entry_key",
-    "pixel_settings",
-    "prepare_entry",
-    "write_safetensors_atomically",
-]
+__all__ = ["PreparedClipCache", "PrepareReport", "default_cache_dir", "entry_key", "pixel_settings", "prepare_entry",
+           "write_safetensors_atomically"]

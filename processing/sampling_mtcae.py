@@ -74,13 +74,8 @@ def jittered_frame_indices(num_source_frames: int, num_frames: int, draws: np.nd
     return available[picked]
 
 
-def sample_frame_indices(
-    num_source_frames: int,
-    num_frames: int = 16,
-    mode: str = "uniform",
-    jitter: bool = False,
-    generator: np.random.Generator | None = None,
-) -> np.ndarray:
+def sample_frame_indices(num_source_frames: int, num_frames: int = 16, mode: str = "uniform", jitter: bool = False,
+                         generator: np.random.Generator | None = None) -> np.ndarray:
     """Indices of the ``num_frames`` frames to take from a clip of ``num_source_frames`` frames.
 
     Args:
@@ -130,13 +125,5 @@ def window_frame_indices(spans: Sequence[tuple[int, int]], num_frames: int, mode
     return [start + sample_frame_indices(end - start, num_frames, mode) for start, end in spans]
 
 
-__all__ = [
-    "DEFAULT_FRAMES_PER_SEGMENT",
-    "SAMPLING_MODES",
-    "jittered_frame_indices",
-    "sample_frame_indices",
-    "segment_bounds",
-    "stored_frame_indices",
-    "temporal_view_indices",
-    "window_frame_indices",
-]
+__all__ = ["DEFAULT_FRAMES_PER_SEGMENT", "SAMPLING_MODES", "jittered_frame_indices", "sample_frame_indices",
+           "segment_bounds", "stored_frame_indices", "temporal_view_indices", "window_frame_indices"]

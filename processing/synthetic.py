@@ -646,16 +646,8 @@ def _render_clip(job: dict) -> tuple[str, FaceLabels]:
             yield frame
 
     _encode_clip(Path(job["out_path"]), frames(), fps, width, height)
-    labels = FaceLabels(
-        frame_indices=np.arange(n),
-        boxes=boxes,
-        landmarks=landmarks,
-        mask=np.ones(n, bool),
-        scores=np.ones(n, np.float32),
-        width=width,
-        height=height,
-        num_source_frames=n,
-    )
+    labels = FaceLabels(np.arange(n), boxes, landmarks, np.ones(n, bool), np.ones(n, np.float32), width=width,
+                        height=height, num_source_frames=n)
     return job["rel_path"], labels
 
 
@@ -683,21 +675,10 @@ def _plan_jobs(root: Path, settings: dict) -> list[dict]:
                 name = (f"02-01-{SYNTHETIC_EMOTION_CODES[emotion]}-{intensity:02d}-{statement:02d}-"
                         f"{repetition:02d}-{actor:02d}.mp4")
                 rel_path = f"Actor_{actor:02d}/{name}"
-                jobs.append(
-                    dict(
-                        seed=settings["seed"],
-                        actor=actor,
-                        emotion_index=emotion_index,
-                        clip=clip,
-                        intensity=intensity,
-                        num_frames=int(rng.integers(low, high + 1)),
-                        fps=settings["fps"],
-                        size=tuple(settings["size"]),
-                        face_scale=tuple(settings["face_scale"]),
-                        rel_path=rel_path,
-                        out_path=str(root / rel_path),
-                    )
-                )
+                jobs.append(dict(seed=settings["seed"], actor=actor, emotion_index=emotion_index, clip=clip,
+                                 intensity=intensity, num_frames=int(rng.integers(low, high + 1)), fps=settings["fps"],
+                                 size=tuple(settings["size"]), face_scale=tuple(settings["face_scale"]),
+                                 rel_path=rel_path, out_path=str(root / rel_path)))
     return jobs
 
 
@@ -735,17 +716,9 @@ def _synthetic_settings(num_actors: int, clips_per_class: int, num_frames: int, 
     if not 0.05 <= low_scale <= high_scale <= 0.47:
         raise ValueError(f"face_scale must be a range inside [0.05, 0.47] (the head must fit the frame), "
                          f"got {face_scale}")
-    return dict(
-        num_actors=int(num_actors),
-        clips_per_class=int(clips_per_class),
-        num_frames=int(num_frames),
-        num_frames_jitter=float(num_frames_jitter),
-        size=[height, width],
-        fps=int(fps),
-        seed=int(seed),
-        face_scale=[low_scale, high_scale],
-        codec=_encoder_settings()[0],
-    )
+    return dict(num_actors=int(num_actors), clips_per_class=int(clips_per_class), num_frames=int(num_frames),
+                num_frames_jitter=float(num_frames_jitter), size=[height, width], fps=int(fps), seed=int(seed),
+                face_scale=[low_scale, high_scale], codec=_encoder_settings()[0])
 
 
 def _remove_previous_set(root: Path, overwrite: bool) -> list[str]:
@@ -771,15 +744,9 @@ def _remove_previous_set(root: Path, overwrite: bool) -> list[str]:
 
 def _write_info(root: Path, settings: dict, jobs: list[dict]) -> None:
     """Write ``synthetic_info.json``: the settings, classes and files (last, so it marks a complete set)."""
-    info = dict(
-        generator="processing.synthetic",
-        version=SYNTHETIC_VERSION,
-        settings=settings,
-        classes=list(SYNTHETIC_CLASSES),
-        emotion_codes=SYNTHETIC_EMOTION_CODES,
-        num_clips=len(jobs),
-        files=[job["rel_path"] for job in jobs],
-    )
+    info = dict(generator="processing.synthetic", version=SYNTHETIC_VERSION, settings=settings,
+                classes=list(SYNTHETIC_CLASSES), emotion_codes=SYNTHETIC_EMOTION_CODES, num_clips=len(jobs),
+                files=[job["rel_path"] for job in jobs])
     (root / INFO_FILENAME).write_text(json.dumps(info, indent=1))
 
 
@@ -808,20 +775,10 @@ def _render_jobs(jobs: list[dict], num_workers: int | None, progress: bool) -> d
     return results
 
 
-def generate_synthetic_dfer(
-    root: str | os.PathLike,
-    num_actors: int = 24,
-    clips_per_class: int = 4,
-    num_frames: int = 32,
-    size: Sequence[int] = (144, 192),
-    fps: int = 25,
-    seed: int = 0,
-    num_workers: int | None = None,
-    overwrite: bool = False,
-    num_frames_jitter: float = 0.25,
-    progress: bool = True,
-    face_scale: Sequence[float] = (0.22, 0.33),
-) -> Path:
+def generate_synthetic_dfer(root: str | os.PathLike, num_actors: int = 24, clips_per_class: int = 4,
+                            num_frames: int = 32, size: Sequence[int] = (144, 192), fps: int = 25, seed: int = 0,
+                            num_workers: int | None = None, overwrite: bool = False, num_frames_jitter: float = 0.25,
+                            progress: bool = True, face_scale: Sequence[float] = (0.22, 0.33)) -> Path:
     """Render the synthetic DFER set (RAVDESS layout + exact face labels) into ``root``.
 
     Generation is skipped when ``root/synthetic_info.json`` records the same settings and every clip
@@ -869,14 +826,8 @@ def generate_synthetic_dfer(
     return root
 
 
-def save_preview(
-    root: str | os.PathLike,
-    out_png: str | os.PathLike,
-    frames_per_clip: int = 6,
-    clips_per_class: int = 1,
-    actor: int | None = None,
-    thumb_width: int = 240,
-) -> Path:
+def save_preview(root: str | os.PathLike, out_png: str | os.PathLike, frames_per_clip: int = 6,
+                 clips_per_class: int = 1, actor: int | None = None, thumb_width: int = 240) -> Path:
     """Contact sheet of the synthetic set: one row per class and clip, frames over the clip, labels drawn.
 
     Args:
@@ -929,11 +880,5 @@ def save_preview(
     return out_png
 
 
-__all__ = [
-    "ActorStyle",
-    "SYNTHETIC_CLASSES",
-    "SYNTHETIC_EMOTION_CODES",
-    "SYNTHETIC_VERSION",
-    "generate_synthetic_dfer",
-    "save_preview",
-]
+__all__ = ["ActorStyle", "SYNTHETIC_CLASSES", "SYNTHETIC_EMOTION_CODES", "SYNTHETIC_VERSION", "generate_synthetic_dfer",
+           "save_preview"]

@@ -256,16 +256,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
     # ---- step 1: which frames ---------------------------------------------------------------
 
-    def sample_frames(
-        self,
-        metadata: VideoMetadata | dict,
-        num_frames: int | None = None,
-        fps: float | None = None,
-        sampling_mode: str | None = None,
-        temporal_jitter: bool | None = None,
-        generator: np.random.Generator | None = None,
-        **kwargs,
-    ) -> np.ndarray:
+    def sample_frames(self, metadata: VideoMetadata | dict, num_frames: int | None = None, fps: float | None = None,
+                      sampling_mode: str | None = None, temporal_jitter: bool | None = None,
+                      generator: np.random.Generator | None = None, **kwargs) -> np.ndarray:
         """Source frame indices to take from a clip (transformers' frame-sampling hook).
 
         Args:
@@ -298,13 +291,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
     # ---- step 2: geometry and model-resolution frames ----------------------------------------
 
-    def frame_geometry(
-        self,
-        source_size: tuple[int, int],
-        frame_indices: Any,
-        face_labels: Any = None,
-        **overrides,
-    ) -> FrameGeometry:
+    def frame_geometry(self, source_size: tuple[int, int], frame_indices: Any, face_labels: Any = None,
+                       **overrides) -> FrameGeometry:
         """The geometry of the source frames ``frame_indices`` of a clip of ``source_size`` = (height, width).
 
         ``face_labels`` are the clip's labels as ``__call__`` takes them (boxes / landmarks / mask,
@@ -329,14 +317,8 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
             options["face_crop_margin"], options["face_align_padding"], missing_reason=missing_reason, **common,
         )
 
-    def prepare_frames(
-        self,
-        frames: torch.Tensor | np.ndarray,
-        frame_indices: Any,
-        face_labels: Any = None,
-        num_source_frames: int | None = None,
-        **overrides,
-    ) -> dict[str, Any]:
+    def prepare_frames(self, frames: torch.Tensor | np.ndarray, frame_indices: Any, face_labels: Any = None,
+                       num_source_frames: int | None = None, **overrides) -> dict[str, Any]:
         """Decoded frames -> uint8 frames at model resolution (no flip, no normalisation).
 
         Args:
@@ -379,15 +361,9 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
     # ---- step 3: flip and normalisation ----------------------------------------------------
 
-    def finalize(
-        self,
-        frames: torch.Tensor,
-        face_boxes: torch.Tensor | None = None,
-        face_landmarks: torch.Tensor | None = None,
-        face_mask: torch.Tensor | None = None,
-        flip: bool = False,
-        **overrides,
-    ) -> dict[str, torch.Tensor]:
+    def finalize(self, frames: torch.Tensor, face_boxes: torch.Tensor | None = None,
+                 face_landmarks: torch.Tensor | None = None, face_mask: torch.Tensor | None = None, flip: bool = False,
+                 **overrides) -> dict[str, torch.Tensor]:
         """Model-resolution uint8 frames -> ``pixel_values``, exactly as ``__call__`` ends.
 
         Args:
@@ -636,15 +612,6 @@ def _stack_or_list(tensors: list[torch.Tensor]):
 
 MTCAEVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 
-__all__ = [
-    "FACE_ALIGN_TEMPLATE",
-    "FrameGeometry",
-    "MTCAEVideoProcessor",
-    "MTCAEVideoProcessorKwargs",
-    "VIDEO_EXTENSIONS",
-    "VideoDecodeError",
-    "detect_face_labels",
-    "is_torchcodec_usable",
-    "read_video",
-    "sample_frame_indices",
-]
+__all__ = ["FACE_ALIGN_TEMPLATE", "FrameGeometry", "MTCAEVideoProcessor", "MTCAEVideoProcessorKwargs",
+           "VIDEO_EXTENSIONS", "VideoDecodeError", "detect_face_labels", "is_torchcodec_usable", "read_video",
+           "sample_frame_indices"]

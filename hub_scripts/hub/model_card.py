@@ -230,5 +230,5 @@ def render_card(values: dict[str, str], data: ModelCardData, template: str | Non
     return ModelCard.from_template(data, template_str=template, **values)
 
 
-__all__ = ["card_data", "card_values", "decoder_mode_title", "eval_results", "install_command",
-           "install_requirements", "render_card"]
+__all__ = ["card_data", "card_values", "decoder_mode_title", "eval_results", "install_command", "install_requirements",
+           "render_card"]

@@ -223,13 +223,5 @@ def predict_multiview(model, processor, videos: Iterable[Any], temporal_views: i
     return np.stack([np.mean(s, axis=0) for s in scores]) if videos else np.zeros((0, model.config.num_labels))
 
 
-__all__ = [
-    "MultiViewArguments",
-    "SPATIAL_MODES",
-    "build_views",
-    "check_views",
-    "multiview_probabilities",
-    "predict_multiview",
-    "spatial_crops",
-    "view_probabilities",
-]
+__all__ = ["MultiViewArguments", "SPATIAL_MODES", "build_views", "check_views", "multiview_probabilities",
+           "predict_multiview", "spatial_crops", "view_probabilities"]

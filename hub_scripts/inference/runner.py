@@ -68,13 +68,6 @@ class PredictArguments:
                              f"{', '.join(sorted(OVERLAY_CODECS))}")
 
 
-def _check_writable_folder(folder: Path, flag: str) -> None:
-    try:
-        check_writable_folder(folder, flag)
-    except OSError as error:
-        raise PredictError(str(error)) from error
-
-
 def check_arguments(args: PredictArguments) -> None:
     """What needs the machine, checked before any work: the device, and that the outputs can be written.
 
@@ -87,12 +80,15 @@ def check_arguments(args: PredictArguments) -> None:
         raise PredictError(f"--device {args.device!r} is not a device ({error})") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise PredictError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
-    _check_writable_folder(Path(args.output_dir), "--output_dir")
-    if args.overlay:
-        overlay = Path(args.overlay)
-        if overlay.is_dir():
-            raise PredictError(f"--overlay {overlay} is a folder; give a file name such as {overlay / 'overlay.mp4'}")
-        _check_writable_folder(overlay.parent, "--overlay's folder")
+    if args.overlay and Path(args.overlay).is_dir():
+        raise PredictError(f"--overlay {args.overlay} is a folder; give a file name such as "
+                           f"{Path(args.overlay) / 'overlay.mp4'}")
+    try:
+        check_writable_folder(Path(args.output_dir), "--output_dir")
+        if args.overlay:
+            check_writable_folder(Path(args.overlay).parent, "--overlay's folder")
+    except OSError as error:
+        raise PredictError(str(error)) from error
 
 
 def _views_text(views: dict) -> str:

@@ -30,14 +30,9 @@ class PredictError(ValueError):
 
 
 def load_model(model_name_or_path: str, device: str | torch.device = "cpu", revision: str | None = None):
-    """The model (eval mode, on ``device``) and its video processor, with the installed ``mtcae-dfer`` classes.
-
-    Works for a training output folder, a folder made by ``mtcae-push-to-hub`` and a Hub repo id.
-
-    Raises:
-        PredictError: in one line, when the model cannot be loaded: a missing model, weights that do not fit
-            this version's code (each named) or are not finite, a truncated ``model.safetensors``, ...
-    """
+    """:func:`hub_scripts.loading.load_trained_model` on ``device``; a :class:`PredictError` in one line when the
+    model cannot be loaded (missing, weights that do not fit this version's code or are not finite, a truncated
+    ``model.safetensors``, ...)."""
     bar = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # the loading bar would split the one-line error
     try:

@@ -78,16 +78,8 @@ class DataArguments:
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, tuple(DATASETS))
-        if self.cache_encoder_features and (self.temporal_jitter or self.random_flip):
-            raise ValueError("--cache_encoder_features stores one encoder output per clip, which is wrong when the "
-                             "training inputs change every epoch: pass --temporal_jitter False and drop --random_flip")
-        if self.cache_encoder_features and not self.use_prepared_cache:
-            raise ValueError("--cache_encoder_features reads the prepared-clip cache: drop --use_prepared_cache False")
-        if self.preprocessing_num_workers < -1:
-            raise ValueError(f"--preprocessing_num_workers must be >= -1; got {self.preprocessing_num_workers}")
+        self.check_input_options()
         check_choice("num_classes", self.num_classes, (7, 8))
-        if self.resize_mode is not None:
-            check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
         check_positive(fold=self.fold, num_val_subjects=self.num_val_subjects, max_train_samples=self.max_train_samples,
                        synthetic_actors=self.synthetic_actors, synthetic_clips_per_class=self.synthetic_clips_per_class)
         if self.num_folds < 2:
@@ -101,6 +93,18 @@ class DataArguments:
         total = scheme_fold_count(self.scheme, self.num_folds)
         if self.fold > total:
             raise ValueError(f"--fold {self.fold} is out of range: {self.scheme} has folds 1-{total}")
+
+    def check_input_options(self) -> None:
+        """The checks of the framing and of how clips are read, which every source of clips shares."""
+        if self.cache_encoder_features and (self.temporal_jitter or self.random_flip):
+            raise ValueError("--cache_encoder_features stores one encoder output per clip, which is wrong when the "
+                             "training inputs change every epoch: pass --temporal_jitter False and drop --random_flip")
+        if self.cache_encoder_features and not self.use_prepared_cache:
+            raise ValueError("--cache_encoder_features reads the prepared-clip cache: drop --use_prepared_cache False")
+        if self.preprocessing_num_workers < -1:
+            raise ValueError(f"--preprocessing_num_workers must be >= -1; got {self.preprocessing_num_workers}")
+        if self.resize_mode is not None:
+            check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
 
     @property
     def entry(self) -> DatasetEntry:

@@ -1,11 +1,6 @@
-"""Cross-validation and the framework ablation (``mtcae-cross-validate`` and ``mtcae-ablate``'s library).
-
-:func:`cross_validate` trains and tests every fold of a data set's scheme with :func:`hub_scripts.training.engine.run`
-into ``OUTPUT_DIR/fold<k>`` and writes the per-fold and mean ± std test UAR / WAR (``cv_results.json`` / ``.md``) and
-a confusion matrix summed over the folds; a fold that fails is reported and the others still run.
-:func:`ablate` cross-validates each ``decoder_mode`` (the paper's four frameworks) on the same folds into
-``OUTPUT_DIR/<mode>`` and writes one table (``ablation.md`` / ``.json``).
-"""
+"""Cross-validation (:func:`cross_validate`: every fold with :func:`hub_scripts.training.engine.run`) and the
+framework ablation (:func:`ablate`: each ``decoder_mode`` on the same folds): the library of ``mtcae-cross-validate``
+and ``mtcae-ablate``."""
 
 from __future__ import annotations
 

@@ -163,11 +163,8 @@ def prepared_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVi
     logger.info("prepared-clip cache %s: %s", cache.cache_dir, report.summary().splitlines()[0])
     data.unreadable.update(report.failed)
     data.splits = {name: add_prepared_entries(split, report) for name, split in data.splits.items()}
-    data.splits["train"].set_transform(PreparedClipTransform(cache, train=data_args.temporal_jitter,
-                                                             random_flip=data_args.random_flip))
-    for name in data.splits.keys() - {"train"}:  # validation, test (mtcae-pretrain has neither)
-        data.splits[name].set_transform(PreparedClipTransform(cache))
-    return PreparedClipTransform(cache)
+    return _set_transforms(data, lambda train: PreparedClipTransform(
+        cache, train=train and data_args.temporal_jitter, random_flip=train and data_args.random_flip))
 
 
 def on_the_fly_inputs(data: FoldData, data_args: DataArguments, processor: MTCAEVideoProcessor, training_args):
@@ -175,11 +172,25 @@ def on_the_fly_inputs(data: FoldData, data_args: DataArguments, processor: MTCAE
     with training_args.main_process_first(desc="probing videos"):
         data.unreadable.update(find_unreadable_videos(sorted({v for s in data.splits.values() for v in s["video"]})))
     data.splits = drop_videos(data.splits, data.unreadable)
-    data.splits["train"].set_transform(ClipTransform(processor, train=data_args.temporal_jitter,
-                                                     random_flip=data_args.random_flip, face_labels=data.face_labels))
-    for name in data.splits.keys() - {"train"}:
-        data.splits[name].set_transform(ClipTransform(processor, train=False, face_labels=data.face_labels))
-    return ClipTransform(processor, train=False, face_labels=data.face_labels)
+    return _set_transforms(data, lambda train: ClipTransform(
+        processor, train=train and data_args.temporal_jitter, random_flip=train and data_args.random_flip,
+        face_labels=data.face_labels))
+
+
+def _set_transforms(data: FoldData, make):
+    """The training split reads ``make(True)``, the others (validation, test) ``make(False)``; returns a
+    ``make(False)``: the evaluation transform (deterministic frames)."""
+    for name, split in data.splits.items():
+        split.set_transform(make(name == "train"))
+    return make(False)
+
+
+def set_up_clips(data: FoldData, data_args: DataArguments, processor: MTCAEVideoProcessor, training_args):
+    """The splits' face labels and clip transforms (the prepared-clip cache, or ``--use_prepared_cache False``:
+    decoding in every epoch); returns the evaluation transform."""
+    with_face_labels(data, data_args, processor)
+    inputs = prepared_inputs if data_args.use_prepared_cache else on_the_fly_inputs
+    return inputs(data, data_args, processor, training_args)
 
 
 def use_encoder_features(model, data: FoldData, eval_transform: PreparedClipTransform, data_args: DataArguments,
@@ -195,5 +206,5 @@ def use_encoder_features(model, data: FoldData, eval_transform: PreparedClipTran
 
 
 __all__ = ["FoldData", "available_folds", "face_label_cache", "load_fold", "load_table", "on_the_fly_inputs",
-           "prepare_dataset", "prepare_splits", "prepared_inputs", "split_fold", "use_encoder_features",
+           "prepare_dataset", "prepare_splits", "prepared_inputs", "set_up_clips", "split_fold", "use_encoder_features",
            "with_face_labels"]

@@ -18,14 +18,7 @@ from hub_scripts.inference.multiview import MultiViewArguments, predict_multivie
 from hub_scripts.metrics import dfer_metrics
 from hub_scripts.plots import plot_confusion_matrix
 from hub_scripts.training.arguments import DataArguments, ModelArguments, MTCAETrainingArguments
-from hub_scripts.training.data import (
-    FoldData,
-    load_fold,
-    on_the_fly_inputs,
-    prepared_inputs,
-    use_encoder_features,
-    with_face_labels,
-)
+from hub_scripts.training.data import FoldData, load_fold, set_up_clips, use_encoder_features
 from hub_scripts.training.model import (
     build_model,
     check_resume_matches,
@@ -74,9 +67,7 @@ def prepare_run(data_args: DataArguments, model_args: ModelArguments, training_a
         raise ValueError("--cache_encoder_features needs a frozen encoder (the preset's freeze_encoder or "
                          "--freeze_encoder True): a trained encoder changes its tokens every step")
     processor = processor_for(model.config, data_args.framing)
-    with_face_labels(data, data_args, processor)
-    inputs = prepared_inputs if data_args.use_prepared_cache else on_the_fly_inputs
-    eval_transform = inputs(data, data_args, processor, training_args)
+    eval_transform = set_up_clips(data, data_args, processor, training_args)
     if uses_pca_init(model_args, model) and not training_args.resume_from_checkpoint:
         init_patch_embedding(model, data.splits["train"], eval_transform)
     if data_args.cache_encoder_features:

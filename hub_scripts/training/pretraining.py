@@ -29,7 +29,7 @@ from hub_scripts.training.arguments import (
     PatchEmbeddingInit,
     default_dataloader_workers,
 )
-from hub_scripts.training.data import FoldData, load_fold, on_the_fly_inputs, prepared_inputs, with_face_labels
+from hub_scripts.training.data import FoldData, load_fold, set_up_clips
 from hub_scripts.training.model import INPUT_FIELDS, init_patch_embedding, processor_for
 from hub_scripts.training.trainer import MTCAETrainer
 from modeling_mtcae import MTCAEConfig
@@ -38,7 +38,6 @@ from modeling_mtcae.modeling_mtcae import MTCAEModel, _rename_videomae_qv_biases
 from processing.clip_transform import ClipTransform
 from processing.dataset_files import LoadReport, find_frame_folders, find_video_files
 from processing.dataset_registry import DATASETS
-from processing.face_geometry_mtcae import RESIZE_MODES
 from processing.files import check_writable_folder
 from processing.prepared_clips import PreparedClipTransform
 from processing.video_processing_mtcae import MTCAEVideoProcessor
@@ -72,25 +71,18 @@ class PretrainDataArguments(DataArguments):
 
     def __post_init__(self):
         check_choice("dataset", self.dataset, PRETRAIN_DATASETS)
-        if self.dataset != VIDEOS:
-            super().__post_init__()  # the fold, framing and cache checks of hub_scripts.train
-        else:
-            self.check_folder_options()
         if self.cache_encoder_features:
             raise ValueError("--cache_encoder_features is for fine-tuning a frozen encoder: pretraining trains it")
+        if self.dataset != VIDEOS:
+            super().__post_init__()  # the fold, framing and cache checks of hub_scripts.train
+        elif not self.data_root:
+            raise ValueError("--dataset videos needs --data_root (a folder of videos or frame folders)")
+        else:
+            self.check_input_options()
         if not 0.0 < self.mask_ratio < 1.0:
             raise ValueError(f"--mask_ratio must be in (0, 1); got {self.mask_ratio}")
         if self.num_picture_clips < 0:
             raise ValueError(f"--num_picture_clips must be >= 0; got {self.num_picture_clips}")
-
-    def check_folder_options(self) -> None:
-        """The checks of ``--dataset videos`` (no folds, no subjects)."""
-        if not self.data_root:
-            raise ValueError("--dataset videos needs --data_root (a folder of videos or frame folders)")
-        if self.resize_mode is not None:
-            check_choice("resize_mode", self.resize_mode, RESIZE_MODES)
-        if self.preprocessing_num_workers < -1:
-            raise ValueError(f"--preprocessing_num_workers must be >= -1; got {self.preprocessing_num_workers}")
 
     @property
     def framing(self) -> str:
@@ -446,9 +438,7 @@ def prepare_pretraining(data_args: PretrainDataArguments, model_args: PretrainMo
     data, summary = load_clips(data_args, training_args)
     model = build_model(model_args)
     processor = fine_tuning_processor(model.config, model_args.preset, data_args.framing)
-    with_face_labels(data, data_args, processor)
-    inputs = prepared_inputs if data_args.use_prepared_cache else on_the_fly_inputs
-    eval_transform = inputs(data, data_args, processor, training_args)  # unreadable clips left out (data.unreadable)
+    eval_transform = set_up_clips(data, data_args, processor, training_args)  # unreadable clips: data.unreadable
     if model_args.uses_pca_init and not training_args.resume_from_checkpoint:
         init_patch_embedding(EncoderPCAStart(model), data.splits["train"], eval_transform)
     summary.update(clip_source=(f"prepared-clip cache {eval_transform.cache.cache_dir}"
@@ -500,5 +490,4 @@ def write_outputs(model, clips, eval_transform, masking: TubeMasking, summary: d
 
 
 __all__ = ["EpochSeed", "MaskedClipTransform", "PretrainDataArguments", "PretrainModelArguments",
-           "PretrainingArguments",
-           "TubeMasking", "pixel_targets", "reconstruct", "run"]
+           "PretrainingArguments", "TubeMasking", "pixel_targets", "reconstruct", "run"]
