@@ -42,8 +42,11 @@ EXTRAS = {
         "datasets>=3.0",
     ],
 }
-EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
-                                                                 "import-linter>=2.1"]))  # the layers' contracts
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + [
+    "pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
+    "import-linter>=2.1",  # the layers' contracts
+    "torchcodec==0.17.*",  # the release built for torch 2.14; it needs FFmpeg's libraries (tests/test_torchcodec.py)
+]))
 EXTRAS["all"] = EXTRAS["test"]
 
 setup(

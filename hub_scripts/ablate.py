@@ -13,11 +13,12 @@ one results table (per fold, then mean ± std test UAR / WAR per mode) to ``OUTP
 
 from __future__ import annotations
 
-from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.cli import configure_logging, parse_arguments, reports_errors
 from hub_scripts.training.arguments import RUN_ARGUMENTS, AblationArguments, CrossValidationArguments
 from hub_scripts.training.cross_validation import ablate
 
 
+@reports_errors("mtcae-ablate")
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
     *run_args, cv_args, ablation_args = parse_arguments(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from processing.dataset_registry import dataset_key, get_dataset
 from processing.labelling import DEFAULT_CACHE_NAME, annotate_dataset
 from processing.sampling_mtcae import SAMPLING_MODES
@@ -71,6 +71,7 @@ class AnnotateArguments:
             raise ValueError(f"--save_interval_s must be positive, got {self.save_interval_s}")
 
 
+@reports_errors("mtcae-annotate")
 def main(argv: list[str] | None = None) -> int:
     """Exit status 0 when labelling went through, 1 when everything (or, with ``--strict``, anything) failed,
     2 for a bad option or an output that cannot be written (one line, before any labelling)."""

@@ -9,12 +9,16 @@ JSON file, as in transformers' example scripts.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from transformers import HfArgumentParser
+
+from processing.files import storage_error
+from processing.workers import WorkersLost
 
 
 def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *, prog: str, description: str,
@@ -45,6 +49,24 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
         parser.error(str(error))
 
 
+def reports_errors(prog: str):
+    """Decorate a tool's ``main(argv)``: a lost worker process or a write refused for lack of space or permission ends
+    the tool with one line, ``prog: error: ...`` (exit status 1), instead of a traceback."""
+    def decorate(main):
+        @functools.wraps(main)
+        def run(argv: Sequence[str] | None = None):
+            try:
+                return main(argv)
+            except (WorkersLost, OSError) as error:
+                said = error if isinstance(error, WorkersLost) else storage_error(error, None)
+                if said is None:
+                    raise
+                print(f"{prog}: error: {said}", file=sys.stderr)
+                raise SystemExit(1) from None
+        return run
+    return decorate
+
+
 def configure_logging() -> None:
     """INFO-level logs with the time and the logger's name, as the long-running tools print them."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -63,4 +85,4 @@ def check_positive(**values: int | float | None) -> None:
             raise ValueError(f"--{name} must be > 0; got {value!r}")
 
 
-__all__ = ["check_choice", "check_positive", "configure_logging", "parse_arguments"]
+__all__ = ["check_choice", "check_positive", "configure_logging", "parse_arguments", "reports_errors"]

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from hub_scripts.hub.videomae_conversion import LAYOUTS, convert_checkpoint, format_report
 
 
@@ -44,6 +44,7 @@ class ConversionArguments:
                 raise ValueError(f"--{name} must be > 0; got {getattr(self, name)}")
 
 
+@reports_errors("mtcae-convert-videomae")
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     (args,) = parse_arguments((ConversionArguments,), argv, prog="mtcae-convert-videomae", description=__doc__)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import sys
 
-from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.cli import configure_logging, parse_arguments, reports_errors
 from hub_scripts.training.arguments import RUN_ARGUMENTS, CrossValidationArguments
 from hub_scripts.training.cross_validation import cross_validate
 
 
+@reports_errors("mtcae-cross-validate")
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
     *run_args, cv_args = parse_arguments((*RUN_ARGUMENTS, CrossValidationArguments), argv,

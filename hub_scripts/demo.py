@@ -13,7 +13,7 @@ from typing import Literal
 
 import torch
 
-from hub_scripts.cli import check_choice, check_positive, parse_arguments
+from hub_scripts.cli import check_choice, check_positive, parse_arguments, reports_errors
 from modeling_mtcae import MTCAEConfig, MTCAEForVideoClassification
 from modeling_mtcae.configuration_mtcae import PRESETS
 
@@ -33,6 +33,7 @@ class DemoArguments:
         check_positive(steps=self.steps, batch_size=self.batch_size)
 
 
+@reports_errors("mtcae-demo")
 def main(argv: list[str] | None = None) -> None:
     (args,) = parse_arguments((DemoArguments,), argv, prog="mtcae-demo", description=__doc__)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from processing.files import atomic_write
+
 
 def plot_confusion_matrix(
     confusion_matrix: Sequence[Sequence[float]] | np.ndarray,
@@ -71,7 +73,7 @@ def save_figure(fig, out_png: str | os.PathLike, dpi: int = 120) -> Path:
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=dpi)
+    atomic_write(out_png, lambda temporary: fig.savefig(temporary, dpi=dpi))
     plt.close(fig)
     return out_png
 

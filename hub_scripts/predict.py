@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import sys
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from hub_scripts.inference.multiview import MultiViewArguments
 from hub_scripts.inference.runner import PredictArguments, predict_files
 
@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, MultiVi
                            positional="video")
 
 
+@reports_errors("mtcae-predict")
 def main(argv: list[str] | None = None) -> int:
     """Returns 0 when every video was predicted, 2 otherwise (each problem printed as one line).
 

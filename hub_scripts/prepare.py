@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from hub_scripts.training.arguments import DataArguments, ModelArguments
 from hub_scripts.training.data import prepare_dataset
 from processing.sampling_mtcae import DEFAULT_FRAMES_PER_SEGMENT
@@ -44,6 +44,7 @@ class PrepareArguments:
             raise ValueError(f"--num_workers must be >= -1, got {self.num_workers}")
 
 
+@reports_errors("mtcae-prepare")
 def main(argv: list[str] | None = None) -> int:
     prepare_args, data_args, model_args = parse_arguments(
         (PrepareArguments, DataArguments, ModelArguments), argv, prog="mtcae-prepare", description=__doc__,

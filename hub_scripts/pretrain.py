@@ -34,7 +34,7 @@ The peers pretrained for 100 epochs on VoxCeleb2 (1.09 M clips) with AdamW betas
 
 from __future__ import annotations
 
-from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.cli import configure_logging, parse_arguments, reports_errors
 from hub_scripts.training.pretraining import PretrainDataArguments, PretrainingArguments, PretrainModelArguments, run
 
 
@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[PretrainDataArguments, Pr
                            prog="mtcae-pretrain", description=__doc__)
 
 
+@reports_errors("mtcae-pretrain")
 def main(argv: list[str] | None = None) -> dict:
     configure_logging()
     return run(*parse_args(argv))

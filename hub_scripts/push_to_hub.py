@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from hub_scripts.hub.repo import add_results_to_repo, build_repo_folder, push_folder
 from processing.dataset_registry import DATASETS, dataset_key
 
@@ -106,6 +106,7 @@ def run(args: PushArguments) -> int:
     return 0
 
 
+@reports_errors("mtcae-push-to-hub")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
     args = parse_args(argv)

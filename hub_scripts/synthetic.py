@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from hub_scripts.cli import parse_arguments
+from hub_scripts.cli import parse_arguments, reports_errors
 from processing.synthetic import generate_synthetic_dfer, save_preview
 
 
@@ -45,6 +45,7 @@ class SyntheticArguments:
             raise ValueError("--num_frames must be >= 2, --fps > 0 and --num_frames_jitter in [0, 1)")
 
 
+@reports_errors("mtcae-synthetic")
 def main(argv: Sequence[str] | None = None) -> None:
     """``mtcae-synthetic``: render the synthetic DFER set (RAVDESS layout, exact face labels)."""
     (args,) = parse_arguments((SyntheticArguments,), argv, prog="mtcae-synthetic",

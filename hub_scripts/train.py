@@ -21,7 +21,7 @@ averaged, the peers' protocol; validation stays single-view); the results files 
 
 from __future__ import annotations
 
-from hub_scripts.cli import configure_logging, parse_arguments
+from hub_scripts.cli import configure_logging, parse_arguments, reports_errors
 from hub_scripts.training.arguments import RUN_ARGUMENTS
 from hub_scripts.training.engine import run
 
@@ -31,6 +31,7 @@ def parse_args(argv: list[str] | None = None) -> tuple:
     return parse_arguments(RUN_ARGUMENTS, argv, prog="mtcae-train", description=__doc__)
 
 
+@reports_errors("mtcae-train")
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
     run(*parse_args(argv))

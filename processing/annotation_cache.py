@@ -40,7 +40,7 @@ CACHE_COLUMNS = ("path", "sampler_key", "detector", "width", "height", "num_sour
                  "scores", *FINGERPRINT_COLUMNS)
 
 # What a cache row is for a video on disk; see AnnotationCache.state.
-RowState = Literal["current", "changed", "unverified", "missing"]
+RowState = Literal["current", "changed", "unverified", "damaged", "missing"]
 
 
 def sampler_key(mode: str, num_frames: int) -> str:
@@ -89,6 +89,7 @@ class AnnotationCache:
         self._synced = set(self._rows)  # keys as the file held them at the last read or save
         self._changed: set[tuple[str, str]] = set()  # keys this writer added or updated since
         self._warned: set[str] = set()
+        self._reported: set[tuple[str, str]] = set()  # rows whose unusable frames were logged
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -121,11 +122,13 @@ class AnnotationCache:
 
     def state(self, path: str, key: str, file: str | os.PathLike | None = None) -> RowState:
         """Whether the ``(path, key)`` row is ``"current"`` for ``file`` (default ``root / path``), its
-        video ``"changed"`` since, the row is ``"unverified"`` (no fingerprint, or no file to check), or
-        ``"missing"``."""
+        video ``"changed"`` since, the row is ``"unverified"`` (no fingerprint, or no file to check), ``"damaged"``
+        (its values do not make face labels: it is treated as missing, and labelled again), or ``"missing"``."""
         row = self._rows.get((str(path), key))
         if row is None:
             return "missing"
+        if _row_damage(row) is not None:
+            return "damaged"
         file = Path(file) if file is not None else self.root / path
         if row.get("file_size") is None or not is_clip(file):
             return "unverified"
@@ -143,13 +146,20 @@ class AnnotationCache:
             state = self.state(path, candidate, file)
             if state == "missing":
                 continue
-            self._warn_once(state, path)
-            return None if state == "changed" else candidate
+            self._warn_once(state, path, candidate)
+            return None if state in ("changed", "damaged") else candidate
         return None
 
     def labels(self, path: str, key: str) -> FaceLabels:
-        """The labels of the ``(path, key)`` row as stored (``KeyError`` without one); not checked against the video."""
-        return labels_from_row(self._rows[(str(path), key)])
+        """The labels of the ``(path, key)`` row (``KeyError`` without one; not checked against the video), with
+        frames that cannot be a face masked (NaN or infinite values, a box without area; logged once per clip)."""
+        labels, invalid = labels_from_row(self._rows[(str(path), key)]).masking_invalid()
+        if invalid and (str(path), key) not in self._reported:
+            self._reported.add((str(path), key))
+            logger.warning("%s: the face labels of frames %s in %s are left out (%s): those frames do not train the "
+                           "face heads", self.root / path, sorted(invalid), self.path, "; ".join(sorted(set(
+                               invalid.values()))))
+        return labels
 
     def get(self, path: str, key: str | None = None, file: str | os.PathLike | None = None) -> FaceLabels | None:
         """The labels of :meth:`current_key`'s row, else ``None`` (no row, or the video changed since)."""
@@ -170,13 +180,16 @@ class AnnotationCache:
         labels = self.get(path, key, file)
         return None if labels is None else labels.at(frame_indices)
 
-    def _warn_once(self, state: RowState, path: str) -> None:
+    def _warn_once(self, state: RowState, path: str, key: str) -> None:
         if state == "changed" and "changed" not in self._warned:
             logger.warning("%s changed since its face labels in %s were made: its labels are not used (run "
                            "mtcae-annotate again to re-label it; further such videos are logged at debug level)",
                            self.root / path, self.path)
         elif state == "changed":
             logger.debug("%s changed since it was labelled: labels not used", self.root / path)
+        elif state == "damaged":
+            logger.warning("the row of %s in %s cannot be read (%s): its labels are not used (run mtcae-annotate "
+                           "again to label it anew)", path, self.path, _row_damage(self._rows[(str(path), key)]))
         elif state == "unverified" and "unverified" not in self._warned:
             logger.warning("Some rows of %s cannot be checked against their videos (written before the cache kept "
                            "file fingerprints, or the video is not at %s): e.g. %s. Run mtcae-annotate again to "
@@ -215,6 +228,15 @@ class AnnotationCache:
         except (OSError, ValueError, KeyError) as error:  # pyarrow's errors derive from these
             reason = f"{type(error).__name__}: {error}"
             raise ValueError(f"{self.path} is not a readable face-label cache ({reason})") from error
+
+
+def _row_damage(row: dict) -> str | None:
+    """Why a cache row does not make :class:`FaceLabels` (a list cut short, a value of the wrong kind), or ``None``."""
+    try:
+        labels_from_row(row)
+    except (TypeError, ValueError, KeyError) as error:
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def attach_face_labels(dataset, annotations, sampler_key: str | None = None):

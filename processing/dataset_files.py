@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +85,25 @@ def clip_row(root: Path, rel: str, label: int, subject: str, **metadata) -> dict
     return dict(video=str(root / rel), rel_path=rel, label=label, subject=subject, **metadata)
 
 
+def walk(root: str | os.PathLike) -> Iterator[tuple[str, list[str], list[str]]]:
+    """``os.walk`` that also enters folders given as symbolic links (a data set linked in from another disk), each
+    real folder once (a link back to a parent is not a loop). The caller may prune ``dirnames`` in place."""
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        yield dirpath, dirnames, filenames
+
+
 def find_video_files(root: str | os.PathLike, report: LoadReport | None = None,
                      extensions: Sequence[str] = VIDEO_EXTENSIONS) -> list[str]:
     """Sorted POSIX paths, relative to ``root``, of the video files under it: the one folder walker.
 
-    Hidden files and folders (names starting with ".") are left out and counted in
+    Folders given as symbolic links are entered (:func:`walk`). Hidden files and folders (names starting with ".")
+    are left out and counted in
     ``report.warnings``; files with another video extension than ``extensions`` are reported as
     invalid, other files counted as non-video.
     """
@@ -99,13 +113,15 @@ def find_video_files(root: str | os.PathLike, report: LoadReport | None = None,
     report = report if report is not None else LoadReport(dataset="videos", root=str(root))
     extensions = tuple(e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions)
     found, hidden = [], []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         hidden += [Path(dirpath, d).relative_to(root).as_posix() + "/" for d in dirnames if d.startswith(".")]
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in filenames:
             rel = Path(dirpath, name).relative_to(root).as_posix()
             if name.startswith("."):
                 hidden.append(rel)
+            elif name.lower().endswith(extensions) and not os.path.exists(os.path.join(dirpath, name)):
+                report.invalid.append((rel, "a symbolic link to a file that does not exist"))
             elif name.lower().endswith(extensions):
                 found.append(rel)
             elif name.lower().endswith(VIDEO_EXTENSIONS):
@@ -141,7 +157,7 @@ def find_frame_folders(root: str | os.PathLike) -> list[str]:
     one clip, not more clips).
     """
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         if any(not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
             found.append(Path(dirpath).relative_to(root).as_posix())
@@ -176,4 +192,4 @@ def finish(dataset, report: LoadReport, return_report: bool, annotations=None):
     return (dataset, report) if return_report else dataset
 
 
-__all__ = ["LoadReport", "build_table", "clip_row", "find_frame_folders", "find_video_files", "finish"]
+__all__ = ["LoadReport", "build_table", "clip_row", "find_frame_folders", "find_video_files", "finish", "walk"]

@@ -94,10 +94,10 @@ def _ravdess_name_problems(parts: list[str], codes: Sequence[str]) -> list[str]:
             problems.append(f"{name} {value} not in 01-02")
     if int(actor) < 1:
         problems.append(f"actor {actor} < 01")
-    if len(parts) == 2:
-        folder = re.fullmatch(r"Actor_(\d+)", parts[0])
+    if len(parts) >= 2:  # Actor_NN/..., or the zips extracted one per folder: Video_Speech_Actor_01/Actor_01/...
+        folder = re.fullmatch(r"Actor_(\d+)", parts[-2])
         if folder is None or int(folder.group(1)) != int(actor):
-            problems.append(f"actor {actor} does not match folder {parts[0]}")
+            problems.append(f"actor {actor} does not match folder {parts[-2]}")
     return problems
 
 
@@ -117,7 +117,8 @@ def load_ravdess(root: str | os.PathLike, num_classes: int = 7, vocal: str = "sp
     """RAVDESS (and the synthetic set): ``Actor_NN/MM-VV-EE-II-SS-RR-AA.mp4``.
 
     Args:
-        root: folder holding the ``Actor_NN`` folders (files directly in ``root`` are accepted too).
+        root: folder holding the ``Actor_NN`` folders, at any depth (RAVDESS's zips extracted one per folder give
+            ``Video_Speech_Actor_01/Actor_01/...``); files directly in ``root`` are accepted too.
         num_classes: 7 (calm merged into neutral, :data:`RAVDESS_7_CLASSES`) or 8 (:data:`RAVDESS_8_CLASSES`).
         vocal: "speech", "song" or "both".
         modalities: modality codes to keep: "01" audio-video, "02" video-only ("03" audio-only has no video
@@ -141,7 +142,7 @@ def load_ravdess(root: str | os.PathLike, num_classes: int = 7, vocal: str = "sp
     for rel in find_video_files(root, report):
         parts = rel.split("/")
         match = _RAVDESS_NAME.match(Path(parts[-1]).stem)
-        if match is None or len(parts) > 2:
+        if match is None:
             report.invalid.append((rel, "expected Actor_NN/MM-VV-EE-II-SS-RR-AA.<ext>"))
             continue
         modality, voc = match.groups()[:2]
@@ -243,7 +244,7 @@ def load_mead(root: str | os.PathLike, views: Sequence[str] = ("front",), levels
     """MEAD: ``SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4`` (8 classes; neutral only at level 1).
 
     Args:
-        root: folder holding the subject folders (``M003``, ``W009``, ...).
+        root: folder holding the subject folders (``M003``, ``W009``, ...), at any depth.
         views: camera views to keep, from :data:`MEAD_VIEWS`.
         levels: intensity levels to keep, from 1-3.
         return_report: also return the :class:`LoadReport`.
@@ -262,10 +263,10 @@ def load_mead(root: str | os.PathLike, views: Sequence[str] = ("front",), levels
     rows = []
     for rel in find_video_files(root, report):
         parts = rel.split("/")
-        if len(parts) != 6 or parts[1] != "video" or not re.fullmatch(r"level_\d+", parts[4]):
+        if len(parts) < 6 or parts[-5] != "video" or not re.fullmatch(r"level_\d+", parts[-2]):
             report.invalid.append((rel, "expected SUBJ/video/{view}/{emotion}/level_{k}/NNN.mp4"))
             continue
-        subject, _, view, emotion, level_dir, name = parts
+        subject, _, view, emotion, level_dir, name = parts[-6:]  # SUBJ at any depth (archives extracted in folders)
         clip = Path(name).stem
         level = int(level_dir.split("_")[1])
         if report.reject(rel, _mead_path_problems(view, emotion, level, name)):

@@ -65,6 +65,12 @@ def _torchcodec_decoders():
     return importlib.import_module("torchcodec.decoders")
 
 
+def ffmpeg_path(path: str | os.PathLike) -> str:
+    """The path to hand FFmpeg: absolute, so that a name such as ``12:30.mp4`` or ``file:2.mp4`` is read as a file,
+    not as a protocol (FFmpeg reads ``NAME:`` at the start of a path as one)."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _check_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -254,7 +260,7 @@ def _open_pyav(path: str):
     import av
 
     try:
-        return av.open(path)
+        return av.open(ffmpeg_path(path))
     except Exception as error:  # av.error.InvalidDataError, PermissionError, ...
         raise VideoDecodeError(path, f"not a readable video container ({type(error).__name__}: {error})") from error
 
@@ -342,46 +348,58 @@ def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_
     return video, indices, info
 
 
-def _pyav_first_frame_orientation(path: str) -> tuple[bool, bool, bool]:
+def _pyav_stream(path: str, stream_index: int | None = None):
+    """``(main video stream index or None, display orientation)`` as the PyAV path decodes the file: the longest
+    stream when there are several (else ``None``: the only one), and the first frame's display matrix when asked
+    (``stream_index`` given, or ``-1`` for the main stream)."""
     container = _open_pyav(path)
     try:
-        frame = next(container.decode(video=0), None)
+        main = _index_main_stream(path, container)[0].index if len(container.streams.video) > 1 else None
+        if stream_index is None:
+            return main, None
+        stream = container.streams.video[0] if main is None else container.streams[main]
+        frame = next(container.decode(stream), None)
     finally:
         container.close()
-    return (False, False, False) if frame is None else display_orientation(frame)
+    return main, (False, False, False) if frame is None else display_orientation(frame)
+
+
+def _upright(path: str, video: torch.Tensor, rotation: float | None) -> torch.Tensor:
+    """torchcodec's frames shown as the PyAV path shows them: torchcodec >= 0.11 turns them by the display matrix's
+    angle (``metadata.rotation``) but drops its mirror, an older one applies nothing; undo that, apply the matrix."""
+    stored = torch.rot90(video, k=(-round((rotation or 0.0) / 90)) % 4, dims=(1, 2))
+    transpose, flip_rows, flip_cols = _pyav_stream(path, -1)[1]
+    stored = stored.transpose(1, 2) if transpose else stored
+    dims = [axis for axis, flip in ((1, flip_rows), (2, flip_cols)) if flip]
+    return stored.flip(dims).contiguous() if dims else stored.contiguous()
 
 
 def _read_frames_torchcodec(path: str, indices_fn: Callable[[dict], np.ndarray]):
-    """torchcodec's decoder (FFmpeg's "best" video stream). torchcodec >= 0.11 shows frames upright itself
-    and reports ``metadata.rotation``; with an older one the display matrix is read with PyAV and applied."""
+    """torchcodec's decoder on the stream the PyAV path decodes (the longest), shown upright as PyAV shows it: the
+    same frames and pixels on the test clips (tests/test_torchcodec.py). ``info`` has no ``timestamps``."""
     VideoDecoder = _torchcodec_decoders().VideoDecoder
 
     try:
-        decoder = VideoDecoder(path, dimension_order="NHWC", seek_mode="exact")
+        decoder = VideoDecoder(ffmpeg_path(path), dimension_order="NHWC", seek_mode="exact",
+                               stream_index=_pyav_stream(path)[0])
         metadata = decoder.metadata
         num_source_frames = int(metadata.num_frames or len(decoder))
+    except VideoDecodeError:
+        raise
     except Exception as error:
         raise VideoDecodeError(path, f"torchcodec cannot open it ({type(error).__name__}: {error})") from error
     if num_source_frames == 0:
         raise VideoDecodeError(path, "the video stream has no frames")
-    info = {
-        "num_source_frames": num_source_frames,
-        "width": int(metadata.width),
-        "height": int(metadata.height),
-        "fps": float(metadata.average_fps or 0.0),
-        "backend": "torchcodec",
-        "stream_index": getattr(metadata, "stream_index", None),
-    }
+    info = {"num_source_frames": num_source_frames, "width": int(metadata.width), "height": int(metadata.height),
+            "fps": float(metadata.average_fps or 0.0), "backend": "torchcodec",
+            "stream_index": getattr(metadata, "stream_index", None)}
     indices = np.asarray(indices_fn(info), dtype=np.int64)
     try:
         video = decoder.get_frames_at(indices=indices.tolist()).data
     except Exception as error:
         raise VideoDecodeError(path, f"torchcodec decoding failed ({error})") from error
-    if not hasattr(metadata, "rotation"):  # torchcodec < 0.11 neither applies nor reports the display matrix
-        transpose, flip_rows, flip_cols = _pyav_first_frame_orientation(path)
-        video = video.transpose(1, 2) if transpose else video
-        dims = [axis for axis, flip in ((1, flip_rows), (2, flip_cols)) if flip]
-        video = video.flip(dims) if dims else video
+    if getattr(metadata, "rotation", 0.0) is not None:  # a display matrix (or torchcodec < 0.11: unknown)
+        video = _upright(path, video, getattr(metadata, "rotation", None))
     info.update(height=int(video.shape[1]), width=int(video.shape[2]))
     return video, indices, info
 
@@ -475,5 +493,5 @@ def _read_frame_folder(path: str, indices_fn: Callable[[dict], np.ndarray]):
         raise VideoDecodeError(path, error.reason) from error
 
 
-__all__ = ["VIDEO_BACKENDS", "VIDEO_EXTENSIONS", "VideoDecodeError", "frame_to_rgb", "is_torchcodec_usable",
-           "read_video", "video_metadata_from_info"]
+__all__ = ["VIDEO_BACKENDS", "VIDEO_EXTENSIONS", "VideoDecodeError", "ffmpeg_path", "frame_to_rgb",
+           "is_torchcodec_usable", "read_video", "video_metadata_from_info"]

@@ -128,6 +128,34 @@ class FaceLabels:
                        landmarks=np.where(found[:, None, None], picked.landmarks, 0.0), mask=picked.mask & found,
                        scores=np.where(found, picked.scores, 0.0))
 
+    def invalid_frames(self) -> dict[int, str]:
+        """``{source frame: reason}`` of the labelled rows that cannot be a face: a box or a point that is not finite,
+        a box without area, or coordinates beyond [-1, 2] (not normalised to the frame)."""
+        values = np.concatenate([self.boxes, self.landmarks.reshape(len(self), -1)], axis=1)
+        finite = np.isfinite(values).all(axis=1)
+        reasons = {}
+        for row in np.flatnonzero(self.mask):
+            if not finite[row]:
+                reasons[int(self.frame_indices[row])] = "a box or landmark is NaN or infinite"
+            elif self.boxes[row, 2] <= 0 or self.boxes[row, 3] <= 0:
+                reasons[int(self.frame_indices[row])] = "the box has no area"
+            elif values[row].min() < -1 or values[row].max() > 2:
+                reasons[int(self.frame_indices[row])] = "coordinates beyond [-1, 2], not normalised to the frame"
+        return reasons
+
+    def masking_invalid(self) -> tuple[FaceLabels, dict[int, str]]:
+        """These labels with the rows of :meth:`invalid_frames` masked (the face tasks skip those frames) and every
+        non-finite value zeroed, and the reasons; the labels themselves when every labelled row is a face."""
+        invalid = self.invalid_frames()
+        finite = np.isfinite(self.boxes).all(axis=1) & np.isfinite(self.landmarks).all(axis=(1, 2))
+        if not invalid and finite.all():
+            return self, invalid
+        bad = (np.isin(self.frame_indices, list(invalid)) & self.mask) | ~finite  # no NaN reaches a masked loss
+        boxes, landmarks = self.boxes.copy(), self.landmarks.copy()
+        boxes[bad], landmarks[bad] = 0.0, 0.0
+        return replace(self, boxes=boxes, landmarks=landmarks, mask=self.mask & ~bad,
+                       scores=np.where(bad, 0.0, self.scores)), invalid
+
     def digest(self) -> str:
         """A digest of the frames, boxes, landmarks and mask (what decides a prepared clip's face targets)."""
         digest = hashlib.sha256()

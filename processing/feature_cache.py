@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from .prepared_cache import default_cache_dir, write_safetensors_atomically
+from .prepared_cache import default_cache_dir, entry_damage, write_safetensors_atomically
 from .prepared_clips import ENTRY_COLUMN, PreparedClipTransform
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class EncoderFeatureCache:
         from tqdm.auto import tqdm
 
         entries = list(dict.fromkeys(dataset.with_format(None)[ENTRY_COLUMN]))
-        todo = [entry for entry in entries if not self.feature_path(entry).is_file()]
+        todo = [entry for entry in entries if self._missing(entry)]
         self.folder.mkdir(parents=True, exist_ok=True)
         was_training = self.model.training
         self.model.eval()
@@ -88,6 +88,14 @@ class EncoderFeatureCache:
         finally:
             self.model.train(was_training)
         return len(todo)
+
+    def _missing(self, entry_path: str) -> bool:
+        """Whether a clip's tokens must be encoded: absent, or unreadable (logged, then encoded again)."""
+        path = self.feature_path(entry_path)
+        damage = entry_damage(path, required=("encoder_tokens",)) if path.is_file() else "absent"
+        if damage not in (None, "absent"):
+            logger.warning("encoder feature cache entry %s cannot be read (%s): encoding it again", path, damage)
+        return damage is not None
 
     def load(self, entry_path: str) -> torch.Tensor:
         from safetensors.torch import load_file

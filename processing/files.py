@@ -5,12 +5,18 @@
 - :func:`atomic_write` writes through a temporary file in the target's folder and renames it, so a reader
   (or a resumed run) sees the whole file or none, and a new file gets the mode ``0o666 & ~umask``.
 - :func:`check_writable_folder` fails before any work when a folder cannot be written.
+- :func:`storage_error` turns a write refused for lack of space or permission (``ENOSPC``, ``EDQUOT``, ``EROFS``,
+  ``EACCES``, ``EFBIG``, or torch's cut-short write on a full disk) into a :class:`StorageError`: one line naming the
+  path, the reason and the space left.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Callable
@@ -119,28 +125,110 @@ def _ends_sha256(path: str | os.PathLike, size: int) -> str:
     return digest.hexdigest()
 
 
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                  errno.EFBIG: "the file is too large for the file system"}
+CUT_SHORT_WRITES = ("unexpected pos", "file write failed")  # torch.save's errors on a full disk (not OSErrors)
+
+
+class StorageError(OSError):
+    """A write refused for lack of space or permission; the message is one line naming the path."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.errno = code
+
+
+def storage_error(error: BaseException, path: str | os.PathLike | None) -> StorageError | None:
+    """``error`` as a :class:`StorageError` naming ``path``, when it is a refused write; ``None`` otherwise."""
+    if isinstance(error, StorageError):
+        return error
+    code = getattr(error, "errno", None)
+    if code in STORAGE_ERRNOS:
+        reason = STORAGE_ERRNOS[code]
+    elif isinstance(error, RuntimeError) and any(text in str(error) for text in CUT_SHORT_WRITES):
+        code, reason = errno.ENOSPC, "the write was cut short (the disk is probably full)"
+    else:
+        return None
+    path = path if path is not None else getattr(error, "filename", None) or "a file"
+    return StorageError(f"cannot write {path}: {reason}{_space_left(path)}; nothing half-written was kept. Free some "
+                        "space, or write to another folder", code)
+
+
+def _space_left(path: str | os.PathLike | None) -> str:
+    folder = Path(path) if path is not None else None
+    while folder is not None and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return f" ({shutil.disk_usage(folder).free / 2**20:,.0f} MiB free on its file system)" if folder else ""
+    except OSError:
+        return ""
+
+
 def atomic_write(target: str | os.PathLike, write: Callable[[str], None], prefix: str = TEMPORARY_PREFIX,
                  keep_mode: bool = True) -> Path:
     """Write ``target`` by calling ``write(temporary_path)`` and renaming the result into place.
 
     The temporary file lies beside the target (same file system, so the rename is atomic), named
     ``<prefix><pid>-<random><suffix>`` with the target's suffix (so writers that choose a format by the
-    name, like PyAV, still can). On any failure it is removed and the target is left as it was. The file
-    gets the target's current mode (``keep_mode``), else ``0o666 & ~umask`` like any new file.
+    name, like PyAV, still can). On any failure it is removed and the target is left as it was; a write refused for
+    lack of space or permission raises :class:`StorageError`. The file gets the target's current mode (``keep_mode``),
+    else ``0o666 & ~umask`` like any new file.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = stat.S_IMODE(target.stat().st_mode) if keep_mode and target.exists() else 0o666 & ~_umask()
-    handle, temporary = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=target.suffix, dir=target.parent)
-    os.close(handle)
+    target, temporary = Path(target), None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        mode = stat.S_IMODE(target.stat().st_mode) if keep_mode and target.exists() else 0o666 & ~_umask()
+        handle, temporary = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", suffix=target.suffix,
+                                             dir=target.parent)
+        os.close(handle)
         write(temporary)
         os.chmod(temporary, mode)
         os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        converted = storage_error(error, target)
+        if converted is None:
+            raise
+        raise converted from error
     return target
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` into ``path`` (UTF-8), atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda temporary: Path(temporary).write_text(text, encoding="utf-8"))
+
+
+def write_json(path: str | os.PathLike, data, **dump_options) -> Path:
+    """``json.dump(data, **dump_options)`` into ``path``, atomically (:func:`atomic_write`)."""
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, **dump_options)
+
+    return atomic_write(path, write)
+
+
+def remove_abandoned_temporaries(folder: Path, pattern: str, marker: str = TEMPORARY_PREFIX) -> int:
+    """Delete the files under ``folder`` matching ``pattern`` that :func:`atomic_write` left half-written for a
+    writer that is gone (a killed run: the process id after ``marker`` in the name is dead); returns how many."""
+    removed = 0
+    for temporary in Path(folder).glob(pattern):
+        pid = temporary.name.split(marker, 1)[-1].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -166,5 +254,6 @@ def check_writable_folder(folder: str | os.PathLike, flag: str) -> None:
         raise OSError(f"{flag} {folder} cannot be written ({error.strerror or error})") from error
 
 
-__all__ = ["FINGERPRINT_COLUMNS", "HASH_SPAN", "TEMPORARY_PREFIX", "FileFingerprint", "atomic_write",
-           "check_writable_folder", "clip_mtime_ns", "is_clip"]
+__all__ = ["FINGERPRINT_COLUMNS", "HASH_SPAN", "STORAGE_ERRNOS", "TEMPORARY_PREFIX", "FileFingerprint", "StorageError",
+           "atomic_write", "check_writable_folder", "clip_mtime_ns", "is_clip", "remove_abandoned_temporaries",
+           "storage_error", "write_json", "write_text"]

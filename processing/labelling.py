@@ -3,12 +3,10 @@ resumable, saved on a schedule, past bad files; see :func:`annotate_dataset`."""
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -19,6 +17,7 @@ from .dataset_registry import dataset_key, get_dataset
 from .decoding_mtcae import VIDEO_EXTENSIONS
 from .face_detectors import annotate_video, get_detector
 from .files import FileFingerprint
+from .workers import WorkersLost, run_jobs
 
 DEFAULT_CACHE_NAME = "face_labels.parquet"
 
@@ -88,6 +87,8 @@ def plan(clips: list[tuple[str, Path]], root: Path, cache, key: str,
         line += f", {counts['changed']} changed since labelled (labelled again)"
     if counts["unverified"]:
         line += f", {counts['unverified']} labelled before the cache kept file fingerprints (labelled again)"
+    if counts["damaged"]:
+        line += f", {counts['damaged']} with a damaged row (labelled again)"
     if limit is not None and len(todo) > limit:
         line += f"; --limit {limit}: {len(todo) - limit} left for a later run"
         todo = todo[:limit]
@@ -110,22 +111,13 @@ class SaveSchedule:
         self.pending, self.last = 0, time.monotonic()
 
 
-@contextmanager
-def _results(tasks: list[tuple[str, str, dict]], detector: str, workers: int) -> Iterator[Iterable]:
-    """The results of `_label_one` on ``tasks``, in this process or in ``workers`` worker processes."""
-    if workers <= 1 or len(tasks) <= 1:
-        _init_worker(detector, {}, single_thread=False)
-        yield map(_label_one, tasks)
-        return
-    # "spawn": forked copies of OpenCV / torch thread pools can deadlock.
-    with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, initargs=(detector, {}, True)) as pool:
-        yield pool.imap_unordered(_label_one, tasks, chunksize=1)
-
-
 def label_all(tasks: list[tuple[str, str, dict]], cache: AnnotationCache, key: str, detector: str = "mtcnn",
               workers: int = 1, save_every: int = 50, save_interval_s: float = 10.0, progress: bool = True) -> dict:
-    """Label ``tasks`` (in worker processes if asked), adding rows to ``cache`` and saving on schedule."""
+    """Label ``tasks`` (in worker processes if asked), adding rows to ``cache`` and saving on schedule.
+
+    Raises:
+        WorkersLost: a worker process died; the rows labelled before are in ``cache`` (not saved yet).
+    """
     stats = {"labelled": 0, "faces": 0, "frames": 0, "failures": {}}
     schedule = SaveSchedule(save_every, save_interval_s)
 
@@ -142,9 +134,11 @@ def label_all(tasks: list[tuple[str, str, dict]], cache: AnnotationCache, key: s
             cache.save()
             schedule.saved()
 
-    with tqdm(total=len(tasks), unit="video", disable=not progress, desc="annotate") as bar, \
-            _results(tasks, detector, workers) as results:
-        for result in results:
+    if workers <= 1 or len(tasks) <= 1:
+        _init_worker(detector, {}, single_thread=False)
+    with tqdm(total=len(tasks), unit="video", disable=not progress, desc="annotate") as bar:
+        for _, result in run_jobs(_label_one, tasks, workers, name=lambda task: task[0], initializer=_init_worker,
+                                  initargs=(detector, {}, True)):
             record(result)
             bar.update()
     return stats
@@ -171,9 +165,10 @@ def annotate_dataset(data_root: str | Path, output: str | Path | None = None, *,
                      progress: bool = True) -> int:
     """Label every clip under ``data_root`` (or ``dataset``'s clips) into ``output``; returns the exit status.
 
-    0 when labelling went through; 1 when nothing usable came out (every video failed) or, with ``strict``,
-    when any video failed; 2 when the output cannot be written or the clips cannot be listed (said in one line
-    on standard error, before any labelling). ``label_size`` 0 detects at source resolution.
+    0 when labelling went through; 1 when nothing usable came out (every video failed), a worker process died (what
+    was labelled is saved; the lost clips are named) or, with ``strict``, when any video failed; 2 when the output
+    cannot be written or the clips cannot be listed (said in one line on standard error, before any labelling).
+    ``label_size`` 0 detects at source resolution.
     """
     root = Path(data_root).resolve()
     try:
@@ -195,6 +190,10 @@ def annotate_dataset(data_root: str | Path, output: str | Path | None = None, *,
         print("\nmtcae-annotate: interrupted; saving what is done (run again to resume)", file=sys.stderr)
         cache.save()
         return 130
+    except WorkersLost as error:
+        cache.save()
+        print(f"mtcae-annotate: error: {error}", file=sys.stderr)
+        return 1
     if cache.modified:
         cache.save()
     report(stats, cache, time.perf_counter() - start)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,12 +36,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .decoding_mtcae import VideoDecodeError, read_video
 from .face_labels_mtcae import FaceLabels
-from .files import TEMPORARY_PREFIX, FileFingerprint, atomic_write, check_writable_folder
+from .files import (
+    TEMPORARY_PREFIX,
+    FileFingerprint,
+    atomic_write,
+    check_writable_folder,
+    remove_abandoned_temporaries,
+)
 from .sampling_mtcae import DEFAULT_FRAMES_PER_SEGMENT, stored_frame_indices
 from .video_processing_mtcae import MTCAEVideoProcessor
+from .workers import run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +107,26 @@ def prepare_entry(path: str, processor: MTCAEVideoProcessor, face_labels: Any = 
     return tensors
 
 
+ENTRY_TENSORS = ("frames", "frame_indices", "num_source_frames")
+
+
+def entry_damage(path: str | os.PathLike, required: Sequence[str] = ENTRY_TENSORS) -> str | None:
+    """Why the safetensors file ``path`` cannot serve as a cache entry (a cut or foreign file, a tensor missing,
+    frame counts that disagree), or ``None``: its header is read, not its data."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as entry:
+            shapes = {name: entry.get_slice(name).get_shape() for name in entry.keys()}
+    except Exception as error:  # SafetensorError, OSError: a cut or foreign file
+        return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else 'unreadable'}"
+    missing = [name for name in required if name not in shapes]
+    if missing:
+        return f"no {', '.join(missing)}"
+    counts = {shapes[name][0] for name in shapes if name in ("frames", "frame_indices", "face_boxes", "face_mask")}
+    return None if len(counts) <= 1 else f"its tensors hold different frame counts {sorted(counts)}"
+
+
 def write_safetensors_atomically(tensors: dict[str, torch.Tensor], target: Path,
                                  metadata: dict[str, str] | None = None) -> None:
     """Write ``tensors`` under a temporary name beside ``target`` and rename it: readers see all or nothing."""
@@ -117,9 +144,12 @@ class PrepareReport:
     reused: int = 0
     failed: dict[str, str] = field(default_factory=dict)
     entries: dict[str, str] = field(default_factory=dict)
+    repaired: int = 0  # entries found damaged and prepared again (counted in ``prepared`` too)
 
     def summary(self) -> str:
-        lines = [f"{self.prepared} clip(s) prepared, {self.reused} already in the cache, {len(self.failed)} failed"]
+        damaged = f" ({self.repaired} of them damaged entries prepared again)" if self.repaired else ""
+        lines = [f"{self.prepared} clip(s) prepared{damaged}, {self.reused} already in the cache, "
+                 f"{len(self.failed)} failed"]
         lines += [f"  unreadable: {path}: {reason}" for path, reason in self.failed.items()]
         return "\n".join(lines)
 
@@ -160,13 +190,7 @@ class PreparedClipCache:
 
     def remove_abandoned_temporaries(self) -> int:
         """Delete this cache's own half-written files left by a killed run (their writer is gone)."""
-        removed = 0
-        for temporary in self.cache_dir.glob(f"*/{TEMPORARY_PREFIX}*.safetensors"):
-            pid = temporary.name[len(TEMPORARY_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
-                temporary.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return remove_abandoned_temporaries(self.cache_dir, f"*/{TEMPORARY_PREFIX}*.safetensors")
 
     def prepare(self, videos: Sequence[str], face_labels: Sequence[Any] | None = None, num_workers: int = -1,
                 progress: bool = True) -> PrepareReport:
@@ -188,12 +212,18 @@ class PreparedClipCache:
             except (OSError, ValueError) as error:  # a missing file, an emptied frame folder
                 report.failed[video] = f"{type(error).__name__}: {error}"
                 continue
-            if target.is_file():
+            damage = entry_damage(target) if target.is_file() else None
+            if target.is_file() and damage is None:
                 report.reused += 1
                 report.entries[video] = str(target)
-            else:
-                todo.append((video, label, str(target)))
-        for (video, _, target), error in zip(todo, self._run(todo, num_workers, progress)):
+                continue
+            if damage is not None:  # ours to replace: written by this cache, now unreadable (cut, overwritten)
+                logger.warning("prepared-clip cache entry %s of %s cannot be read (%s): preparing it again", target,
+                               video, damage)
+                target.unlink(missing_ok=True)
+                report.repaired += 1
+            todo.append((video, label, str(target)))
+        for (video, _, target), error in self._run(todo, num_workers, progress):
             if error is None:
                 report.prepared += 1
                 report.entries[video] = target
@@ -204,27 +234,19 @@ class PreparedClipCache:
         return report
 
     def _run(self, todo: list[tuple[str, Any, str]], num_workers: int, progress: bool):
-        """Prepare ``todo``; yields each job's error (``None`` when it was written), in the order of ``todo``."""
-        from tqdm.auto import tqdm
+        """Prepare ``todo`` (in worker processes when there are many); yields ``(todo item, error or None)``.
 
+        Raises:
+            WorkersLost: a worker process died; every entry written before stays valid, so preparing again resumes.
+        """
         if num_workers < 0:  # auto
             num_workers = min(4, os.cpu_count() or 1) if len(todo) > AUTO_WORKERS_MIN_CLIPS else 0
-        jobs = [(video, label, self.processor.to_dict(), target, self.frames_per_segment, self.settings)
-                for video, label, target in todo]
-        bar = tqdm(total=len(jobs), desc="preparing clips", unit="clip", disable=not progress or not jobs)
-        if num_workers <= 0 or len(jobs) <= 1:
-            results = map(_prepare_job, jobs)
-        else:
-            pool = multiprocessing.get_context("spawn").Pool(num_workers, initializer=_init_worker)
-            results = pool.imap(_prepare_job, jobs)
-        try:
-            for result in results:
+        options = (self.processor.to_dict(), self.frames_per_segment, self.settings)
+        with tqdm(total=len(todo), desc="preparing clips", unit="clip", disable=not progress or not todo) as bar:
+            for item, error in run_jobs(_prepare_job, [(*item, *options) for item in todo], num_workers,
+                                        name=lambda job: job[0], initializer=_init_worker):
                 bar.update(1)
-                yield result
-        finally:
-            bar.close()
-            if num_workers > 0 and len(jobs) > 1:
-                pool.terminate()
+                yield item[:3], error
 
     def load(self, video: str, face_labels: FaceLabels | dict | None = None) -> dict[str, torch.Tensor]:
         """The entry of one video, memory-mapped (``KeyError`` when it was not prepared)."""
@@ -236,16 +258,6 @@ class PreparedClipCache:
         return load_file(path)
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 _PROCESSORS: dict[str, MTCAEVideoProcessor] = {}
 
 
@@ -255,7 +267,7 @@ def _init_worker() -> None:
 
 def _prepare_job(job) -> str | None:
     """Prepare and write one entry; the error (one line) or ``None``."""
-    video, label, processor_dict, target, frames_per_segment, settings = job
+    video, label, target, processor_dict, frames_per_segment, settings = job
     key = json.dumps(processor_dict, sort_keys=True, default=str)
     if key not in _PROCESSORS:
         _PROCESSORS[key] = MTCAEVideoProcessor(**{k: v for k, v in processor_dict.items()
@@ -268,5 +280,5 @@ def _prepare_job(job) -> str | None:
     return None
 
 
-__all__ = ["PreparedClipCache", "PrepareReport", "default_cache_dir", "entry_key", "pixel_settings", "prepare_entry",
-           "write_safetensors_atomically"]
+__all__ = ["ENTRY_TENSORS", "PrepareReport", "PreparedClipCache", "default_cache_dir", "entry_damage", "entry_key",
+           "pixel_settings", "prepare_entry", "write_safetensors_atomically"]

@@ -64,19 +64,28 @@ class PreparedClipTransform:
         self.face_targets = face_targets
 
     def _read(self, entry_path: str, generator: np.random.Generator | None, pixels: bool = True):
-        """``(frames or None, face labels dict, source indices)`` of the frames this transform samples."""
+        """``(frames or None, face labels dict, source indices)`` of the frames this transform samples.
+
+        Raises:
+            ValueError: the entry cannot be read (damaged after it was prepared), naming it.
+        """
         from safetensors import safe_open
 
-        with safe_open(entry_path, framework="pt") as entry:
-            stored = entry.get_tensor("frame_indices").numpy()
-            num_source = int(entry.get_tensor("num_source_frames")[0])
-            positions = pick_stored_frames(stored, num_source, self.processor.num_frames,
-                                           self.processor.sampling_mode, self.train, generator)
-            frames = _take(entry, "frames", positions) if pixels else None
-            labels = {}
-            if self.face_targets and "face_boxes" in entry.keys():
-                labels = {name: _take(entry, name, positions) for name in ("face_boxes", "face_landmarks", "face_mask")}
-                labels["face_mask"] = labels["face_mask"].bool()  # stored as uint8
+        try:
+            with safe_open(entry_path, framework="pt") as entry:
+                stored = entry.get_tensor("frame_indices").numpy()
+                num_source = int(entry.get_tensor("num_source_frames")[0])
+                positions = pick_stored_frames(stored, num_source, self.processor.num_frames,
+                                               self.processor.sampling_mode, self.train, generator)
+                frames = _take(entry, "frames", positions) if pixels else None
+                labels = {}
+                if self.face_targets and "face_boxes" in entry.keys():
+                    labels = {name: _take(entry, name, positions) for name in ("face_boxes", "face_landmarks",
+                                                                               "face_mask")}
+                    labels["face_mask"] = labels["face_mask"].bool()  # stored as uint8
+        except Exception as error:  # SafetensorError, OSError, a tensor missing
+            raise ValueError(f"the prepared-clip cache entry {entry_path} cannot be read ({type(error).__name__}: "
+                             f"{error}); run the command again: it prepares damaged entries anew") from error
         return frames, labels, stored[positions]
 
     def clip(self, entry_path: str, generator: np.random.Generator | None) -> dict[str, torch.Tensor]:

@@ -42,19 +42,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .annotation_cache import ALL_FRAMES, AnnotationCache
-from .decoding_mtcae import read_video
+from .decoding_mtcae import ffmpeg_path, read_video
 from .drawing import draw_face_labels
 from .face_labels_mtcae import NUM_LANDMARKS, FaceLabels
-from .files import atomic_write
+from .files import atomic_write, remove_abandoned_temporaries, write_json
+from .workers import run_jobs
 
 logger = logging.getLogger(__name__)
 
@@ -602,7 +603,7 @@ def _encode_clip(out_path: Path, frames, fps: int, width: int, height: int) -> N
     codec, options = _encoder_settings()
 
     def write(temporary: str) -> None:
-        with av.open(temporary, mode="w") as container:
+        with av.open(ffmpeg_path(temporary), mode="w") as container:
             stream = container.add_stream(codec, rate=fps, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.thread_count = 1  # one encoder thread per worker process
@@ -691,13 +692,17 @@ def _read_info(root: Path) -> dict | None:
 
 def _is_complete(root: Path, settings: dict) -> bool:
     info = _read_info(root)
-    if info is None or info.get("version") != SYNTHETIC_VERSION or info.get("settings") != settings:
+    if not _same_settings(info, settings) or not info.get("complete", True):  # sets before 0.2 wrote it when done
         return False
     files = info.get("files", [])
     if not files or not all((root / f).is_file() for f in files):
         return False
     cache = AnnotationCache(root / CACHE_FILENAME)
     return all((f, ALL_FRAMES) in cache for f in files)
+
+
+def _same_settings(info: dict | None, settings: dict) -> bool:
+    return info is not None and info.get("version") == SYNTHETIC_VERSION and info.get("settings") == settings
 
 
 def _synthetic_settings(num_actors: int, clips_per_class: int, num_frames: int, size: Sequence[int], fps: int,
@@ -742,37 +747,29 @@ def _remove_previous_set(root: Path, overwrite: bool) -> list[str]:
     return old_files
 
 
-def _write_info(root: Path, settings: dict, jobs: list[dict]) -> None:
-    """Write ``synthetic_info.json``: the settings, classes and files (last, so it marks a complete set)."""
+def _write_info(root: Path, settings: dict, jobs: list[dict], complete: bool) -> None:
+    """Write ``synthetic_info.json``: the settings, classes and files, and whether every clip is rendered (an
+    interrupted render of the same settings resumes)."""
     info = dict(generator="processing.synthetic", version=SYNTHETIC_VERSION, settings=settings,
                 classes=list(SYNTHETIC_CLASSES), emotion_codes=SYNTHETIC_EMOTION_CODES, num_clips=len(jobs),
-                files=[job["rel_path"] for job in jobs])
-    (root / INFO_FILENAME).write_text(json.dumps(info, indent=1))
+                files=[job["rel_path"] for job in jobs], complete=complete)
+    write_json(root / INFO_FILENAME, info, indent=1)
 
 
-def _render_jobs(jobs: list[dict], num_workers: int | None, progress: bool) -> dict[str, FaceLabels]:
-    """Render every job (in ``num_workers`` spawned processes, or here for 0/1); relative path -> labels."""
+def _render_jobs(jobs: list[dict], cache: AnnotationCache, num_workers: int | None, progress: bool) -> None:
+    """Render every job (in ``num_workers`` worker processes, or here for 0/1) and add its labels to ``cache``,
+    which is saved whatever happens, so that what was rendered is kept (a dead worker: :class:`WorkersLost`)."""
     if num_workers is None:
         num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    num_workers = max(0, min(int(num_workers), len(jobs)))
-
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=len(jobs), desc="Rendering synthetic DFER clips", unit="clip", disable=not progress)
-    results: dict[str, FaceLabels] = {}
-    if num_workers <= 1:
-        for job in jobs:
-            rel, labels = _render_clip(job)
-            results[rel] = labels
+    try:
+        for _, (rel, labels) in run_jobs(_render_clip, jobs, min(int(num_workers), len(jobs)),
+                                         name=lambda job: job["rel_path"]):
+            cache.add(rel, ALL_FRAMES, labels, detector=DETECTOR_NAME)
             bar.update()
-    else:
-        # spawn, not fork: a forked child deadlocks when the parent already runs OpenCV or torch thread pools.
-        with multiprocessing.get_context("spawn").Pool(num_workers) as pool:
-            for rel, labels in pool.imap_unordered(_render_clip, jobs, chunksize=1):
-                results[rel] = labels
-                bar.update()
-    bar.close()
-    return results
+    finally:
+        bar.close()
+        cache.save()
 
 
 def generate_synthetic_dfer(root: str | os.PathLike, num_actors: int = 24, clips_per_class: int = 4,
@@ -811,18 +808,19 @@ def generate_synthetic_dfer(root: str | os.PathLike, num_actors: int = 24, clips
     if not overwrite and _is_complete(root, settings):
         logger.info("Synthetic DFER set in %s is complete; skipping generation.", root)
         return root
-    old_files = _remove_previous_set(root, overwrite)
-
+    resuming = not overwrite and _same_settings(_read_info(root), settings)  # an interrupted render of these
+    old_files = [] if resuming else _remove_previous_set(root, overwrite)
     jobs = _plan_jobs(root, settings)
     cache = AnnotationCache(root / CACHE_FILENAME)
-    stale = {rel for rel in old_files} - {job["rel_path"] for job in jobs}
-    for rel in stale:
+    for rel in set(old_files) - {job["rel_path"] for job in jobs}:
         cache.remove(rel, ALL_FRAMES)
-    results = _render_jobs(jobs, num_workers, progress)
-    for job in jobs:
-        cache.add(job["rel_path"], ALL_FRAMES, results[job["rel_path"]], detector=DETECTOR_NAME)
-    cache.save()
-    _write_info(root, settings, jobs)
+    todo = [job for job in jobs if not resuming or cache.state(job["rel_path"], ALL_FRAMES) != "current"]
+    if resuming:
+        logger.info("Resuming the synthetic set in %s: %d of %d clips left to render.", root, len(todo), len(jobs))
+    remove_abandoned_temporaries(root, "Actor_*/*.tmp.*", ".tmp.")  # clips a killed render was writing
+    _write_info(root, settings, jobs, complete=False)
+    _render_jobs(todo, cache, num_workers, progress)
+    _write_info(root, settings, jobs, complete=True)
     return root
 
 

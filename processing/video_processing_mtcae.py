@@ -303,7 +303,7 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         """
         options = self._options(overrides)
         indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
-        labels = None if face_labels is None else FaceLabels.from_input(face_labels, indices)
+        labels = _checked_labels(face_labels, indices)
         return self._geometry(source_size, indices, labels, options, "without any labelled face")
 
     def _geometry(self, source_size, indices, labels, options, missing_reason) -> FrameGeometry:
@@ -342,7 +342,7 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
         indices = np.asarray(frame_indices, dtype=np.int64).reshape(-1)
         if len(indices) != len(frames):
             raise ValueError(f"got {len(frames)} frames but {len(indices)} frame indices")
-        labels = None if face_labels is None else FaceLabels.from_input(face_labels, indices, num_source_frames)
+        labels = _checked_labels(face_labels, indices, num_source_frames)
         geometry_labels, reason = labels, "without any labelled face"
         if labels is None and options["do_resize"] and options["resize_mode"] in FACE_MODES:
             if options["face_detector"] is not None:  # faces of these frames only
@@ -517,6 +517,18 @@ class MTCAEVideoProcessor(BaseVideoProcessor):
 
 
 # ---- helpers ---------------------------------------------------------------------------------
+
+
+def _checked_labels(face_labels: Any, indices: np.ndarray, num_source_frames: int | None = None) -> FaceLabels | None:
+    """The labels as :class:`FaceLabels`; frames that cannot be a face (NaN, infinite, no area) masked, with a
+    warning."""
+    if face_labels is None:
+        return None
+    labels, invalid = FaceLabels.from_input(face_labels, indices, num_source_frames).masking_invalid()
+    if invalid:
+        warnings.warn(f"face labels of frames {sorted(invalid)} left out ({sorted(set(invalid.values()))[0]}): those "
+                      "frames do not train the face heads", stacklevel=3)
+    return labels
 
 
 def _every_frame(metadata: VideoMetadata) -> np.ndarray:

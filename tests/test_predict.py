@@ -365,3 +365,29 @@ def test_console_scripts_are_installed():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
     assert scripts.get("mtcae-predict") == "hub_scripts.predict:main"
     assert scripts.get("mtcae-push-to-hub") == "hub_scripts.push_to_hub:main"
+
+
+def test_videos_with_the_same_file_name_get_a_timeline_each(trained_output_dir, clips_dir, tmp_path, capsys):
+    for folder, source in (("a", "single_face.mp4"), ("b", "no_face.mp4")):  # DFEW / per-actor layouts repeat names
+        (tmp_path / folder).mkdir()
+        shutil.copy(clips_dir / source, tmp_path / folder / "clip.mp4")
+    shutil.copy(clips_dir / "face_noface.mov", tmp_path / "a" / "clip.mov")
+    videos = [str(tmp_path / "a" / "clip.mp4"), str(tmp_path / "b" / "clip.mp4"), str(tmp_path / "a" / "clip.mov"),
+              str(tmp_path / "b" / ".." / "b" / "clip.mp4")]  # the last: b's clip again, given another way
+    out = tmp_path / "out"
+    assert predict.main([*videos, "--model", str(trained_output_dir), "--output_dir", str(out), "--quiet",
+                         "--window", "0"]) == 0
+    written = sorted(path.name for path in out.glob("*.timeline.json"))
+    assert written == ["a__clip.mov.timeline.json", "a__clip.mp4.timeline.json", "b__clip.timeline.json"]
+    sources = {json.loads((out / name).read_text())["video"] for name in written}
+    assert sources == {videos[0], videos[1], videos[2]}  # each result is its own video's
+    assert capsys.readouterr().out.count("timeline json:") == 3  # b's clip predicted once
+
+
+def test_videos_whose_output_names_would_still_clash_are_refused_before_any_work(tmp_path, capsys):
+    videos = [tmp_path / "a__b" / "c.mp4", tmp_path / "a" / "b" / "c.mp4"]  # both would be a__b__c
+    for video in videos:
+        video.parent.mkdir(parents=True)
+        video.write_bytes(b"never read")
+    assert predict.main([*map(str, videos), "--model", str(tmp_path / "none")]) == 2
+    _one_line_error(capsys, "would write results under one name")

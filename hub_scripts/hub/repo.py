@@ -30,6 +30,7 @@ from hub_scripts.hub.model_card import card_data, card_values, eval_results, ren
 from hub_scripts.hub.results import collect_results, deduplicate_rows, read_run, rows_from_metrics
 from hub_scripts.loading import load_trained_model
 from processing.dataset_registry import DATASETS, dataset_key, display_name
+from processing.files import write_json
 
 logger = logging.getLogger("mtcae.push_to_hub")
 
@@ -153,7 +154,7 @@ def build_repo_folder(source_dir: str | Path, repo_dir: str | Path, *, repo_id: 
     _write_card(source, repo, model, processor, repo_id=repo_id, model_name=model_name, dataset=dataset,
                 results=results, metrics=metrics, template=template, license=license, base_model=base_model)
     files = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
-    (repo / MARKER_FILE).write_text(json.dumps({"files": files}, indent=2))
+    write_json(repo / MARKER_FILE, {"files": files}, indent=2)
     return verify_repo_folder(repo)
 
 

@@ -40,7 +40,6 @@ Command line: ``mtcae-convert-videomae`` (:mod:`hub_scripts.convert_videomae_che
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import pickle
 import re
@@ -50,6 +49,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import VideoMAEConfig, VideoMAEModel
+
+from processing.files import write_json
 
 logger = logging.getLogger("mtcae.convert")
 
@@ -362,7 +363,7 @@ def convert_checkpoint(checkpoint_path: str | Path, output_dir: str | Path, num_
         "image_size", "patch_size", "num_frames", "tubelet_size", "hidden_size", "num_hidden_layers",
         "num_attention_heads", "intermediate_size", "qv_bias", "use_mean_pooling", "layer_norm_eps")}
     report["missing_keys"] = []  # build_encoder refuses an incomplete encoder
-    (output_dir / "conversion_report.json").write_text(json.dumps(report, indent=2))
+    write_json(output_dir / "conversion_report.json", report, indent=2)
     return report
 
 

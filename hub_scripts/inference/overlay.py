@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from hub_scripts.inference.windows import PredictError
-from processing.decoding_mtcae import frame_to_rgb
+from processing.decoding_mtcae import ffmpeg_path, frame_to_rgb
 from processing.drawing import draw_face_labels
+from processing.files import atomic_write
 
 BAR_COLOR = (110, 170, 255)
 TOP_BAR_COLOR = (255, 160, 40)
@@ -132,32 +133,34 @@ def write_overlay(result: dict, out_path: str | Path, max_side: int | None = Non
     width, height = max(2, int(round(src_w * factor))), max(2, int(round(src_h * factor)))
     even = OVERLAY_CODECS[suffix][1] == "yuv420p"
     enc_w, enc_h = (width + width % 2, height + height % 2) if even else (width, height)
-    fps = result["fps"]
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fps, written = result["fps"], []
 
-    written, first_time = 0, None
-    with av.open(result["video"]) as source, av.open(str(out_path), "w") as target:
-        in_stream = source.streams[result.get("stream_index") or source.streams.video[0].index]
-        stream = _add_overlay_stream(target, suffix, in_stream, fps, (enc_w, enc_h))
-        reformatter = VideoReformatter()
-        for index, frame in enumerate(source.decode(in_stream)):
-            image = frame_to_rgb(frame, reformatter)
-            if (image.shape[1], image.shape[0]) != (width, height):
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            image = np.ascontiguousarray(image)
-            first_time = frame.time if first_time is None else first_time
-            seconds = frame.time - first_time if frame.time is not None and first_time is not None else index / fps
-            window, probabilities, box, landmarks = annotations.at(index)
-            caption = f"{seconds:5.2f} s  window {window['start_time']:.2f}-{window['end_time']:.2f} s"
-            draw_frame(image, annotations.labels, probabilities, box, landmarks, caption)
-            if (enc_w, enc_h) != (width, height):
-                image = np.pad(image, ((0, enc_h - height), (0, enc_w - width), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+    def encode(temporary: str) -> None:
+        first_time = None
+        with av.open(ffmpeg_path(result["video"])) as source, av.open(ffmpeg_path(temporary), "w") as target:
+            in_stream = source.streams[result.get("stream_index") or source.streams.video[0].index]
+            stream = _add_overlay_stream(target, suffix, in_stream, fps, (enc_w, enc_h))
+            reformatter = VideoReformatter()
+            for index, frame in enumerate(source.decode(in_stream)):
+                image = frame_to_rgb(frame, reformatter)
+                if (image.shape[1], image.shape[0]) != (width, height):
+                    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+                image = np.ascontiguousarray(image)
+                first_time = frame.time if first_time is None else first_time
+                seconds = frame.time - first_time if frame.time is not None and first_time is not None else index / fps
+                window, probabilities, box, landmarks = annotations.at(index)
+                caption = f"{seconds:5.2f} s  window {window['start_time']:.2f}-{window['end_time']:.2f} s"
+                draw_frame(image, annotations.labels, probabilities, box, landmarks, caption)
+                if (enc_w, enc_h) != (width, height):
+                    image = np.pad(image, ((0, enc_h - height), (0, enc_w - width), (0, 0)), mode="edge")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    target.mux(packet)
+                written.append(index)
+            for packet in stream.encode():
                 target.mux(packet)
-            written += 1
-        for packet in stream.encode():
-            target.mux(packet)
-    return written
+
+    atomic_write(out_path, encode)  # a cut or failed overlay never stands under its name
+    return len(written)
 
 
 __all__ = ["OVERLAY_CODECS", "FrameAnnotations", "draw_frame", "write_overlay"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,10 +113,38 @@ def _print_result(result: dict, args: PredictArguments) -> None:
                   f"{_format_probabilities(window['probabilities'], args.top_k)}")
 
 
-def _predict_one(video: Path, model, processor, args: PredictArguments, views: MultiViewArguments) -> None:
+def output_names(videos: list[Path]) -> dict[Path, str]:
+    """A distinct output name for each video: its stem, or, where stems repeat (``a/clip.mp4`` and ``b/clip.mp4``,
+    ``clip.mp4`` and ``clip.mov``), its path below the videos' common folder (``a__clip``, ``clip.mov``).
+
+    Raises:
+        PredictError: two videos still share a name (``a__b/clip.mp4`` and ``a/b__clip.mp4``): refused before any
+            work rather than one result overwriting the other.
+    """
+    resolved = [video.resolve() for video in videos]
+    common = Path(os.path.commonpath([str(path.parent) for path in resolved])) if resolved else Path()
+    stems = Counter(video.stem for video in videos)
+
+    def relative(path: Path, keep_suffix: bool) -> str:
+        rel = path.relative_to(common)
+        return "__".join((rel if keep_suffix else rel.with_suffix("")).parts)
+
+    names = {video: video.stem if stems[video.stem] == 1 else relative(path, False)
+             for video, path in zip(videos, resolved)}
+    repeated = Counter(names.values())
+    names = {video: relative(path, True) if repeated[names[video]] > 1 else names[video]
+             for video, path in zip(videos, resolved)}
+    clashes = sorted(str(video) for video in videos if Counter(names.values())[names[video]] > 1)
+    if clashes:
+        raise PredictError(f"videos {', '.join(clashes)} would write results under one name; predict them in "
+                           "separate runs with --output_dir set apart")
+    return names
+
+
+def _predict_one(video: Path, name: str, model, processor, args: PredictArguments, views: MultiViewArguments) -> None:
     result = predict_video(video, model, processor, args.window, args.stride, args.batch_size, views)
     result["model"] = args.model
-    paths = write_timeline(result, args.output_dir, args.name or video.stem)
+    paths = write_timeline(result, args.output_dir, args.name or name)
     overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
     if not args.quiet:
         _print_result(result, args)
@@ -130,8 +160,10 @@ def predict_files(args: PredictArguments, views: MultiViewArguments) -> int:
     failed: dict[str, str] = {}
     try:
         check_arguments(args)
+        given = {video.resolve(): video for video in map(Path, reversed(args.video))}  # a file given twice: once
+        names = output_names(list(reversed(given.values())))  # distinct inputs never overwrite each other's results
         videos = []
-        for video in map(Path, args.video):
+        for video in names:
             try:
                 probe(str(video))  # a bad file fails here, before the model is loaded
                 videos.append(video)
@@ -141,7 +173,7 @@ def predict_files(args: PredictArguments, views: MultiViewArguments) -> int:
             model, processor = load_model(args.model, args.device, args.revision)
         for video in videos:
             try:
-                _predict_one(video, model, processor, args, views)
+                _predict_one(video, names[video], model, processor, args, views)
             except (VideoDecodeError, PredictError, OSError) as error:  # the next video may still work
                 failed[str(video)] = str(error)
     except PredictError as error:
@@ -154,4 +186,4 @@ def predict_files(args: PredictArguments, views: MultiViewArguments) -> int:
     return 2 if failed else 0
 
 
-__all__ = ["PredictArguments", "check_arguments", "predict_files"]
+__all__ = ["PredictArguments", "check_arguments", "output_names", "predict_files"]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
 from pathlib import Path
 
 from hub_scripts.plots import save_figure
+from processing.files import write_json, write_text
 
 
 def write_timeline(result: dict, output_dir: str | Path, name: str) -> dict[str, Path]:
@@ -14,16 +15,16 @@ def write_timeline(result: dict, output_dir: str | Path, name: str) -> dict[str,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     paths = {kind: output_dir / f"{name}.timeline.{kind}" for kind in ("json", "csv", "png")}
-    paths["json"].write_text(json.dumps(result, indent=2), encoding="utf-8")
-    labels = result["labels"]
-    with paths["csv"].open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["window", "start_time", "end_time", "start_frame", "end_frame", "label", "score",
-                         *[f"p_{label}" for label in labels]])
-        for window in result["windows"]:
-            writer.writerow([window["index"], f"{window['start_time']:.3f}", f"{window['end_time']:.3f}",
-                             window["start_frame"], window["end_frame"], window["label"], f"{window['score']:.6f}",
-                             *[f"{window['probabilities'][label]:.6f}" for label in labels]])
+    write_json(paths["json"], result, indent=2)
+    labels, table = result["labels"], io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["window", "start_time", "end_time", "start_frame", "end_frame", "label", "score",
+                     *[f"p_{label}" for label in labels]])
+    for window in result["windows"]:
+        writer.writerow([window["index"], f"{window['start_time']:.3f}", f"{window['end_time']:.3f}",
+                         window["start_frame"], window["end_frame"], window["label"], f"{window['score']:.6f}",
+                         *[f"{window['probabilities'][label]:.6f}" for label in labels]])
+    write_text(paths["csv"], table.getvalue())
     plot_timeline(result, paths["png"])
     return paths
 

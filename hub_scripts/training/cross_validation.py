@@ -5,7 +5,6 @@ and ``mtcae-ablate``."""
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import traceback
 from pathlib import Path
@@ -20,6 +19,7 @@ from hub_scripts.training.arguments import DataArguments, ModelArguments, MTCAET
 from hub_scripts.training.data import available_folds
 from hub_scripts.training.engine import run
 from processing.dataset_registry import display_name
+from processing.files import write_json, write_text
 
 logger = logging.getLogger("mtcae.cross_validate")
 
@@ -77,8 +77,8 @@ def write_summary(summary: dict, base_dir: Path, results: list[dict]) -> None:
     """``cv_results.json`` / ``.md``, the confusion matrix summed over the finished folds, and a printed report."""
     finished = [r for r in results if not r.get("error")]
     base_dir.mkdir(parents=True, exist_ok=True)
-    (base_dir / "cv_results.json").write_text(json.dumps(summary, indent=2))
-    (base_dir / "cv_results.md").write_text(markdown_table(summary))
+    write_json(base_dir / "cv_results.json", summary, indent=2)
+    write_text(base_dir / "cv_results.md", markdown_table(summary))
     if finished:
         confusion = np.sum([np.asarray(r["test_confusion_matrix"]) for r in finished], axis=0)
         plot_confusion_matrix(confusion, finished[0]["class_names"], base_dir / "cv_confusion_matrix.png",
@@ -131,8 +131,8 @@ def ablate(data_args: DataArguments, model_args: ModelArguments, training_args: 
     if training_args.process_index == 0:
         table = ablation_table(summaries)
         base_dir.mkdir(parents=True, exist_ok=True)
-        (base_dir / "ablation.md").write_text(table)
-        (base_dir / "ablation.json").write_text(json.dumps(summaries, indent=2))
+        write_text(base_dir / "ablation.md", table)
+        write_json(base_dir / "ablation.json", summaries, indent=2)
         print("\nFramework ablation (same folds, same settings):\n" + table)
     return summaries
 

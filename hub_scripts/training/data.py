@@ -7,7 +7,6 @@ too (:func:`use_encoder_features`). Videos that cannot be read are left out and 
 
 from __future__ import annotations
 
-import json
 import logging
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from processing.clip_transform import ClipTransform, find_unreadable_videos
 from processing.dataset_files import LoadReport
 from processing.face_geometry_mtcae import FACE_MODES
 from processing.feature_cache import EncoderFeatureCache, EncoderFeatureTransform
+from processing.files import write_json
 from processing.folds import Fold, add_validation_split, get_fold, make_folds
 from processing.labelling import DEFAULT_CACHE_NAME
 from processing.prepared_cache import PreparedClipCache
@@ -139,8 +139,8 @@ def prepare_dataset(data_args: DataArguments, model_args: ModelArguments, cache_
     table, load_report, root = load_table(data_args)
     data = with_face_labels(FoldData({"all": table}, None, [], root, load_report), data_args, processor)
     report = prepare_splits(data, cache, num_workers)
-    (cache.cache_dir / "prepare_report.json").write_text(json.dumps(
-        {"prepared": report.prepared, "reused": report.reused, "failed": report.failed}, indent=2))
+    write_json(cache.cache_dir / "prepare_report.json",
+               {"prepared": report.prepared, "reused": report.reused, "failed": report.failed}, indent=2)
     return report, cache
 
 

@@ -7,7 +7,6 @@ the best-on-validation model tested once, and the run's report files.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from hub_scripts.training.model import (
     warn_if_resume_redraws_augmentation,
 )
 from hub_scripts.training.trainer import MTCAETrainer
-from processing.files import check_writable_folder
+from processing.files import check_writable_folder, write_json
 
 logger = logging.getLogger("mtcae.train")
 
@@ -128,7 +127,7 @@ def write_run_report(data: FoldData, data_args: DataArguments, training_args, te
                "unreadable_videos": data.unreadable, "invalid_files": data.report.invalid,
                "skipped_files": data.report.skipped, "test_confusion_matrix": test_metrics["test_confusion_matrix"],
                **{key: test_metrics[key] for key in MultiViewArguments().to_results()}}
-    (output_dir / "run_summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(output_dir / "run_summary.json", summary, indent=2)
     plot_confusion_matrix(np.asarray(summary["test_confusion_matrix"]), data.class_names,
                           output_dir / "confusion_matrix.png",
                           title=f"{data_args.dataset} fold {fold.number}: test UAR {test_metrics['test_uar']:.3f}")

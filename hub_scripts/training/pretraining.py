@@ -9,7 +9,6 @@ decoder and the normalised-pixel target (:func:`pixel_targets`). Clips are frame
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import zlib
@@ -38,7 +37,7 @@ from modeling_mtcae.modeling_mtcae import MTCAEModel, _rename_videomae_qv_biases
 from processing.clip_transform import ClipTransform
 from processing.dataset_files import LoadReport, find_frame_folders, find_video_files
 from processing.dataset_registry import DATASETS
-from processing.files import check_writable_folder
+from processing.files import check_writable_folder, write_json
 from processing.prepared_clips import PreparedClipTransform
 from processing.video_processing_mtcae import MTCAEVideoProcessor
 
@@ -480,7 +479,7 @@ def write_outputs(model, clips, eval_transform, masking: TubeMasking, summary: d
         picture = save_reconstructions(model, clips, eval_transform, masking, output_dir / "reconstructions.png",
                                        data_args.num_picture_clips)
         logger.info("Reconstructions of %d clips written to %s", data_args.num_picture_clips, picture)
-    (output_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_json(output_dir / "pretrain_summary.json", summary, indent=2, default=str)
     if summary["unreadable_videos"]:
         print(f"\n{len(summary['unreadable_videos'])} video(s) could not be read and were left out:")
         for path, reason in summary["unreadable_videos"].items():

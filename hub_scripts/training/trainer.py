@@ -10,15 +10,19 @@ a pickle and is never read back by this project).
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
+import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, HubStrategy
 
 from hub_scripts.hub.repo import TRAINING_ARGS_FILE, build_repo_folder, push_folder
 from hub_scripts.loading import non_finite_parameters
+from processing.files import StorageError, storage_error, write_json, write_text
 
 
 def latest_eval_metrics(log_history: list[dict]) -> dict:
@@ -138,6 +142,18 @@ class MTCAETrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.args.logging_nan_inf_filter = False  # a NaN loss must reach the logs (and the callback)
 
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """Trainer's step, after checking that the batch is finite: a NaN or an infinity in the data stops training
+        with a message that blames the data, not the learning rate."""
+        bad = [name for name, value in inputs.items()
+               if torch.is_tensor(value) and value.is_floating_point() and not torch.isfinite(value).all()]
+        if bad:
+            raise NonFiniteTrainingError(
+                f"the batch of training step {self.state.global_step + 1} holds NaN or infinite {', '.join(bad)}: the "
+                "data, not the learning rate, is at fault (face labels from the face-label cache are checked and such "
+                "frames left out; check a data set or a transform of your own)")
+        return super().training_step(model, inputs, num_items_in_batch)
+
     def train(self, *args, **kwargs):
         result = super().train(*args, **kwargs)
         if self.non_finite.failure:
@@ -153,10 +169,45 @@ class MTCAETrainer(Trainer):
         if bad:
             raise NonFiniteTrainingError(f"refusing to save a model with non-finite weights ({len(bad)} tensors, e.g. "
                                          f"{', '.join(bad[:3])})")
-        super().save_model(output_dir, _internal_call)
+        folder = Path(output_dir or self.args.output_dir)
+        try:
+            super().save_model(output_dir, _internal_call)  # safetensors writes model.safetensors atomically
+        except (OSError, RuntimeError) as error:
+            said = storage_error(error, folder)
+            if said is None:
+                raise
+            raise said from error
         if self.args.should_save:
-            folder = Path(output_dir or self.args.output_dir)
-            (folder / TRAINING_ARGS_FILE).write_text((self.requested_args or self.args).to_json_string())
+            write_text(folder / TRAINING_ARGS_FILE, (self.requested_args or self.args).to_json_string())
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Trainer's checkpoint; a write refused for lack of space or permission removes the checkpoint folder it
+        was writing (a resume would take it for complete) and raises a one-line :class:`StorageError` naming the
+        last complete checkpoint."""
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        new = not folder.exists()
+        try:
+            super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError) as error:
+            said = storage_error(error, folder)
+            if said is None:
+                raise
+            if new and self.args.should_save:
+                shutil.rmtree(folder, ignore_errors=True)
+            last = _last_checkpoint(self.args.output_dir)
+            raise StorageError(f"{said} (the last complete checkpoint, to resume from: {last or 'none'})",
+                               said.errno) from error
+
+    def save_metrics(self, split: str, metrics: dict, combined: bool = True) -> None:
+        """Trainer's ``{split}_results.json`` and ``all_results.json``, each written atomically."""
+        if not self.is_world_process_zero():
+            return
+        folder = Path(self.args.output_dir)
+        write_json(folder / f"{split}_results.json", metrics, indent=4, sort_keys=True)
+        if combined:
+            path = folder / "all_results.json"
+            merged = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+            write_json(path, {**merged, **metrics}, indent=4, sort_keys=True)
 
     def create_model_card(self, **kwargs) -> None:
         if not self.is_world_process_zero():
