@@ -24,6 +24,13 @@ With ``--test_temporal_views V --test_spatial_views S`` (``--test_spatial_mode c
 whole-clip probabilities are averaged over ``V x S`` test views (``hub_scripts.inference.multiview``); the windows
 stay single-view. The views used are printed and recorded in the timeline JSON (``views``).
 
+How the model runs (``hub_scripts.inference.engines``): ``--dtype auto`` (the default) computes in bfloat16 where
+the CPU does natively (AMX or AVX512-BF16; ``MTCAE_NATIVE_BF16=1|0`` overrides the detection) and in fp32
+elsewhere; ``--dtype fp32|bf16`` forces one; ``--quantize dynamic`` runs the linear layers in int8; ``--compile``
+compiles the model (worth it on long videos); ``--report_agreement`` also runs fp32 eager on the same windows and
+reports top-1 agreement and the largest probability difference. Each video is decoded once, in one pass, for all
+its windows, and ``--batch_size`` windows go through the model at a time.
+
 The face outputs are regressions made for every sampled frame, with no face/no-face decision: on
 frames without a face they are drawn anyway and mean nothing.
 """
@@ -33,14 +40,15 @@ from __future__ import annotations
 import sys
 
 from hub_scripts.cli import parse_arguments, reports_errors
+from hub_scripts.inference.engines import EngineOptions
 from hub_scripts.inference.multiview import MultiViewArguments
 from hub_scripts.inference.runner import PredictArguments, predict_files
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, MultiViewArguments]:
-    """The options and the test views; the leading unnamed arguments are the videos (``--video``)."""
-    return parse_arguments((PredictArguments, MultiViewArguments), argv, prog="mtcae-predict", description=__doc__,
-                           positional="video")
+def parse_args(argv: list[str] | None = None) -> tuple[PredictArguments, MultiViewArguments, EngineOptions]:
+    """The options, the test views and how the model runs; the leading unnamed arguments are the videos."""
+    return parse_arguments((PredictArguments, MultiViewArguments, EngineOptions), argv, prog="mtcae-predict",
+                           description=__doc__, positional="video")
 
 
 @reports_errors("mtcae-predict")

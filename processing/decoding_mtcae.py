@@ -16,7 +16,7 @@ import logging
 import os
 import struct
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,9 +181,10 @@ def _reformatter():
     return VideoReformatter()
 
 
-def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
-                           seek_min_gap: int) -> dict[int, np.ndarray]:
-    """Decode the frames at positions ``wanted`` (sorted), feeding packets to the decoder one by one.
+def _iter_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: list[int], keyframes: list[int],
+                         seek_min_gap: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Decode the frames at positions ``wanted`` (sorted), feeding packets to the decoder one by one; yields
+    ``(position, RGB frame)`` in order as each is decoded.
 
     Packets of frames that are not wanted are decoded with ``skip_frame="NONREF"``: the decoder
     drops them when no other frame references them (most B-frames) and decodes them otherwise, so
@@ -193,54 +194,53 @@ def _decode_sampled_by_pts(container, stream, wanted: list[int], pts_sorted: lis
     """
     codec, reformatter = stream.codec_context, _reformatter()
     position = {p: i for i, p in enumerate(pts_sorted)}
-    wanted_set = set(wanted)
-    frames: dict[int, np.ndarray] = {}
+    wanted_set, done = set(wanted), set()
     packets = None
     last_decoded = -1  # position of the last frame the decoder produced
 
-    def receive(decoded) -> None:
+    def receive(decoded) -> list[tuple[int, np.ndarray]]:
         nonlocal last_decoded
+        found = []
         for frame in decoded:
             index = position.get(frame.pts)
             if index is None:  # a frame the demuxer index does not know (e.g. edit-list leftovers)
                 continue
             last_decoded = index
-            if index in wanted_set and index not in frames:
-                frames[index] = frame_to_rgb(frame, reformatter)
+            if index in wanted_set and index not in done:
+                done.add(index)
+                found.append((index, frame_to_rgb(frame, reformatter)))
+        return found
 
     for target in wanted:
-        if target in frames:
+        if target in done:
             continue
         keyframe = max((k for k in keyframes if k <= target), default=0)
         if packets is None or keyframe - last_decoded > seek_min_gap:
             container.seek(pts_sorted[keyframe], stream=stream, backward=True, any_frame=False)
             packets = container.demux(stream)
-        while target not in frames:
+        while target not in done:
             packet = next(packets, None)
             if packet is None or packet.size == 0:
                 # End of stream: drain the decoder. Every wanted frame after the last seek has been
                 # fed undropped, so the ones still missing are not decodable (corrupt tail).
                 codec.skip_frame = "DEFAULT"
-                receive(codec.decode(None))
-                return frames
+                yield from receive(codec.decode(None))
+                return
             index = position.get(packet.pts)
-            codec.skip_frame = "DEFAULT" if index in wanted_set and index not in frames else "NONREF"
-            receive(codec.decode(packet))
+            codec.skip_frame = "DEFAULT" if index in wanted_set and index not in done else "NONREF"
+            yield from receive(codec.decode(packet))
     codec.skip_frame = "DEFAULT"
-    return frames
 
 
-def _decode_sampled_sequentially(container, stream, wanted: list[int]) -> dict[int, np.ndarray]:
+def _iter_sampled_sequentially(container, stream, wanted: list[int]) -> Iterator[tuple[int, np.ndarray]]:
     """Without usable timestamps: decode from the start, counting frames (never seeks or skips)."""
     wanted_set, last, reformatter = set(wanted), wanted[-1], _reformatter()
-    frames: dict[int, np.ndarray] = {}
     container.seek(0)
     for index, frame in enumerate(container.decode(stream)):
         if index in wanted_set:
-            frames[index] = frame_to_rgb(frame, reformatter)
+            yield index, frame_to_rgb(frame, reformatter)
         if index >= last:
             break
-    return frames
 
 
 def _fill_missing(path: str, frames: dict[int, np.ndarray], wanted: list[int]) -> None:
@@ -331,11 +331,7 @@ def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_
         info = _stream_info(stream, entry, len(container.streams.video))
         indices = np.asarray(indices_fn(info), dtype=np.int64)
         wanted = sorted(set(indices.tolist()))
-        pts_sorted = entry.sorted_pts()
-        if pts_sorted is not None:
-            frames = _decode_sampled_by_pts(container, stream, wanted, pts_sorted, entry.keyframes(), seek_min_gap)
-        else:
-            frames = _decode_sampled_sequentially(container, stream, wanted)
+        frames = dict(_iter_sampled(container, stream, entry, wanted, seek_min_gap))
     except VideoDecodeError:
         raise
     except av.error.FFmpegError as error:
@@ -346,6 +342,34 @@ def _read_frames_pyav(path: str, indices_fn: Callable[[dict], np.ndarray], seek_
     video = torch.from_numpy(np.stack([frames[int(i)] for i in indices]))
     info.update(height=int(video.shape[1]), width=int(video.shape[2]))  # as shown (display matrix applied)
     return video, indices, info
+
+
+def _iter_sampled(container, stream, entry: _StreamIndex, wanted: list[int], seek_min_gap: int = 8):
+    pts_sorted = entry.sorted_pts()
+    if pts_sorted is not None:
+        return _iter_sampled_by_pts(container, stream, wanted, pts_sorted, entry.keyframes(), seek_min_gap)
+    return _iter_sampled_sequentially(container, stream, wanted)
+
+
+def stream_video_frames(path: str | os.PathLike, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, upright RGB (H, W, 3) uint8 frame)`` for each of ``indices`` (sorted, distinct) of the main video
+    stream, in order, decoded in one pass with PyAV as :func:`read_video` decodes them and handed over one by one
+    (long videos never sit in memory whole). Frames that cannot be decoded (a corrupt tail) are left out.
+
+    Raises:
+        VideoDecodeError: the file is missing, not a video, or decoding fails.
+    """
+    import av
+
+    path = _check_path(path)
+    container = _open_pyav(path)
+    try:
+        stream, entry = _index_main_stream(path, container)
+        yield from _iter_sampled(container, stream, entry, [int(i) for i in indices])
+    except av.error.FFmpegError as error:
+        raise VideoDecodeError(path, f"decoding failed ({error})") from error
+    finally:
+        container.close()
 
 
 def _pyav_stream(path: str, stream_index: int | None = None):
@@ -494,4 +518,4 @@ def _read_frame_folder(path: str, indices_fn: Callable[[dict], np.ndarray]):
 
 
 __all__ = ["VIDEO_BACKENDS", "VIDEO_EXTENSIONS", "VideoDecodeError", "ffmpeg_path", "frame_to_rgb",
-           "is_torchcodec_usable", "read_video", "video_metadata_from_info"]
+           "is_torchcodec_usable", "read_video", "stream_video_frames", "video_metadata_from_info"]

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from hub_scripts.bench import bench_decode, bench_face_labels, bench_gpu, bench_model, bench_processor
+from hub_scripts.bench import (
+    bench_decode,
+    bench_face_labels,
+    bench_gpu,
+    bench_inference,
+    bench_model,
+    bench_processor,
+)
 from hub_scripts.bench.common import (
     count_flops,
     make_test_clip,
@@ -22,7 +29,7 @@ from hub_scripts.bench.common import (
     time_interleaved,
 )
 
-SCRIPTS = (bench_decode, bench_face_labels, bench_gpu, bench_model, bench_processor)
+SCRIPTS = (bench_decode, bench_face_labels, bench_gpu, bench_inference, bench_model, bench_processor)
 
 
 def _positive(value) -> bool:
@@ -230,3 +237,16 @@ def test_bench_data_path_splits_steps_into_data_wait_and_compute(capsys):
         assert "filled once in" in rows[1]["input path"]
     out = capsys.readouterr().out
     assert "the prepared cache makes an epoch" in out and "| main_job" in out
+
+
+def test_bench_inference_tiny(capsys):
+    rows = bench_inference.main(["--preset", "tiny", "--seconds", "2.2", "--size", "96", "64", "--paths", "fp32",
+                                 "int8", "--framings", "full_frame", "--threads", "1"])
+    assert [row["path"] for row in rows] == ["pipeline", "fp32", "int8"]
+    for row in rows:
+        for column in ("seconds", "windows/s", "real-time factor", "x pipeline"):
+            assert _positive(row[column]), (row["path"], column)
+    fp32, int8 = rows[1], rows[2]
+    assert fp32["top-1 agreement"] == 1.0 and fp32["max prob diff"] == 0.0  # fp32 eager against itself
+    assert 0 <= int8["top-1 agreement"] <= 1 and 0 < int8["max prob diff"] < 0.1
+    assert "| framing" in capsys.readouterr().out

@@ -266,7 +266,7 @@ def test_bad_flags_give_one_line_before_any_work(flags, expected, clips_dir, tmp
 
 def test_several_videos_are_taken_unnamed_and_refuse_one_video_flags(clips_dir, tmp_path, capsys):
     videos = [str(clips_dir / "single_face.mp4"), str(clips_dir / "no_face.mp4")]
-    args, views = predict.parse_args([*videos, "--model", "m", "--test_temporal_views", "2"])
+    args, views, _ = predict.parse_args([*videos, "--model", "m", "--test_temporal_views", "2"])
     assert args.video == videos and args.model == "m" and views.test_temporal_views == 2
     assert _exit_status([*videos, "--model", str(tmp_path / "none"), "--name", "x"]) == 2
     _one_line_error(capsys, "--overlay and --name take one video")

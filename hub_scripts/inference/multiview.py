@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hub_scripts.inference.engines import InferenceEngine
 from processing.decoding_mtcae import read_video
 from processing.face_geometry_mtcae import crop_geometry, mirror_face_labels
 from processing.face_labels_mtcae import FaceLabels
@@ -163,14 +164,18 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
 
 @torch.no_grad()
 def view_probabilities(model, pixel_values: torch.Tensor, batch_size: int = 8) -> np.ndarray:
-    """Softmax of the model's logits for a stack of views, ``(num_views, num_labels)`` float32."""
-    if model.training:
+    """Softmax of the logits of ``model`` (a model, or an :class:`~hub_scripts.inference.engines.InferenceEngine`) for
+    a stack of views, ``(num_views, num_labels)`` float32."""
+    if getattr(model, "training", False):
         warnings.warn("multi-view scores of a model in training mode (dropout on); call model.eval() first",
                       stacklevel=2)
-    parameter = next(model.parameters())
     scores = []
     for chunk in torch.split(pixel_values, max(1, int(batch_size))):
-        logits = model(pixel_values=chunk.to(device=parameter.device, dtype=parameter.dtype)).logits
+        if isinstance(model, InferenceEngine):
+            logits = model(pixel_values=chunk).logits
+        else:
+            parameter = next(model.parameters())
+            logits = model(pixel_values=chunk.to(device=parameter.device, dtype=parameter.dtype)).logits
         scores.append(logits.float().softmax(-1).cpu())
     return torch.cat(scores).numpy()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from hub_scripts.inference.engines import EngineOptions, InferenceEngine
 from hub_scripts.inference.multiview import MultiViewArguments
 from hub_scripts.inference.overlay import OVERLAY_CODECS, write_overlay
 from hub_scripts.inference.timeline import write_timeline
@@ -104,6 +105,12 @@ def _views_text(views: dict) -> str:
 def _print_result(result: dict, args: PredictArguments) -> None:
     print(f"{Path(result['video']).name}: {result['num_frames']} frames, {result['fps']:.2f} fps, "
           f"{result['duration']:.2f} s, {result['width']}x{result['height']}")
+    engine = result["engine"]
+    print(f"model run on {engine['device']} in {engine['dtype']}" + (" with int8 linear layers" if engine["quantize"]
+          == "dynamic" else "") + (", compiled" if engine["compile"] else ""))
+    if "agreement" in result:
+        print("agreement with fp32 eager over {windows} windows: top-1 {top1_agreement:.1%}, largest probability "
+              "difference {max_probability_difference:.2e}".format(**result["agreement"]))
     print(f"whole clip ({_views_text(result['views'])}): "
           f"{_format_probabilities(result['clip']['probabilities'], args.top_k)}")
     if len(result["windows"]) > 1:
@@ -141,8 +148,10 @@ def output_names(videos: list[Path]) -> dict[Path, str]:
     return names
 
 
-def _predict_one(video: Path, name: str, model, processor, args: PredictArguments, views: MultiViewArguments) -> None:
-    result = predict_video(video, model, processor, args.window, args.stride, args.batch_size, views)
+def _predict_one(video: Path, name: str, engine: InferenceEngine, processor, args: PredictArguments,
+                 views: MultiViewArguments, report_agreement: bool) -> None:
+    result = predict_video(video, engine, processor, args.window, args.stride, args.batch_size, views,
+                           report_agreement)
     result["model"] = args.model
     paths = write_timeline(result, args.output_dir, args.name or name)
     overlay_frames = write_overlay(result, args.overlay, args.overlay_max_side) if args.overlay else None
@@ -154,9 +163,11 @@ def _predict_one(video: Path, name: str, model, processor, args: PredictArgument
         print(f"overlay: {args.overlay} ({overlay_frames} frames)")
 
 
-def predict_files(args: PredictArguments, views: MultiViewArguments) -> int:
-    """Predict every video of ``args``; returns 0 when every video was predicted, 2 otherwise (each problem
-    printed as one line; a bad video does not stop the others)."""
+def predict_files(args: PredictArguments, views: MultiViewArguments, options: EngineOptions | None = None) -> int:
+    """Predict every video of ``args``, the model run as ``options`` say (:mod:`hub_scripts.inference.engines`);
+    returns 0 when every video was predicted, 2 otherwise (each problem printed as one line; a bad video does not
+    stop the others)."""
+    options = options or EngineOptions()
     failed: dict[str, str] = {}
     try:
         check_arguments(args)
@@ -171,9 +182,13 @@ def predict_files(args: PredictArguments, views: MultiViewArguments) -> int:
                 failed[str(video)] = str(error)
         if videos:
             model, processor = load_model(args.model, args.device, args.revision)
+            try:
+                model = InferenceEngine(model, options)
+            except ValueError as error:  # an option this device cannot run
+                raise PredictError(str(error)) from error
         for video in videos:
             try:
-                _predict_one(video, names[video], model, processor, args, views)
+                _predict_one(video, names[video], model, processor, args, views, options.report_agreement)
             except (VideoDecodeError, PredictError, OSError) as error:  # the next video may still work
                 failed[str(video)] = str(error)
     except PredictError as error:

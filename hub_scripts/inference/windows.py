@@ -9,6 +9,7 @@ boxes go back to the source frame through each window's ``FrameGeometry``.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
+from hub_scripts.inference.engines import EngineOptions, InferenceEngine, agreement, as_engine
 from hub_scripts.inference.multiview import MultiViewArguments, multiview_probabilities
 from hub_scripts.loading import load_trained_model
-from processing.decoding_mtcae import read_video
+from processing.decoding_mtcae import VideoDecodeError, read_video, stream_video_frames
 from processing.sampling_mtcae import window_frame_indices
 
 DEFAULT_WINDOW_SECONDS = 2.0
@@ -128,36 +130,85 @@ def _window_result(span, indices, probabilities, labels, times, boxes=None, land
     }
 
 
-def _predict_spans(path: str, spans, indices, model, processor, num_source: int) -> list[tuple]:
-    """Model outputs for a batch of windows: ``(probabilities, source boxes, source landmarks)`` per window.
+def _decoded_windows(path: str, spans: list[tuple[int, int]], indices: list[np.ndarray], batch_size: int):
+    """Yield batches ``[(span, frame indices, frames)]`` of windows, each video frame decoded once for all windows.
 
-    The frames of all windows are decoded in one pass; each window goes through the processor's own steps
-    (``prepare_frames``: geometry, faces found by its detector in the face modes; ``finalize``), and the
-    predicted boxes go back to the source frame through that window's ``FrameGeometry``.
+    One pass through the video (:func:`processing.decoding_mtcae.stream_video_frames`); a window is complete when
+    its last frame is decoded, and a frame is let go once no window left needs it, so memory holds the frames of
+    the few windows around the decoding position (and the whole clip's), not the video.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*repeating frames.*")
-        frames, _, _ = read_video(path, indices=np.concatenate(indices))
-    prepared = [processor.prepare_frames(chunk, window_indices, num_source_frames=num_source)
-                for chunk, window_indices in zip(torch.split(frames, [len(i) for i in indices]), indices)]
-    pixel_values = torch.stack([processor.finalize(p["frames"])["pixel_values"] for p in prepared])
-    output = model(pixel_values=pixel_values.to(device=next(model.parameters()).device, dtype=model.dtype))
-    probabilities = output.logits.float().softmax(-1).cpu().numpy()
+    order = sorted(range(len(spans)), key=lambda i: (int(indices[i].max()), i))
+    needed = Counter(int(index) for i in order for index in set(indices[i].tolist()))
+    frames = stream_video_frames(path, sorted(needed))
+    held: dict[int, np.ndarray] = {}
+    batch = []
+    for i in order:
+        while int(indices[i].max()) not in held and (item := next(frames, None)) is not None:
+            held[item[0]] = item[1]
+        batch.append((spans[i], indices[i], torch.from_numpy(np.stack([_nearest(held, path, j) for j in indices[i]]))))
+        for index in set(indices[i].tolist()):
+            needed[index] -= 1
+            if not needed[index] and index != max(held, default=-1):
+                held.pop(index, None)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _nearest(held: dict[int, np.ndarray], path: str, index: int) -> np.ndarray:
+    """Frame ``index``, or when it could not be decoded (a corrupt tail) the nearest decoded one, with a warning."""
+    if index in held:
+        return held[index]
+    if not held:
+        raise VideoDecodeError(path, "no frame could be decoded")
+    nearest = min(held, key=lambda i: abs(i - index))
+    warnings.warn(f"{path}: frame {index} could not be decoded; using frame {nearest} instead.", stacklevel=3)
+    return held[nearest]
+
+
+def _predict_batch(batch, engine: InferenceEngine, processor, num_source: int) -> list[tuple]:
+    """Model outputs for a batch of decoded windows: ``(probabilities, source boxes, source landmarks)`` each.
+
+    Each window goes through the processor's own steps (``prepare_frames``: geometry, faces found by its detector
+    in the face modes; ``finalize``), and the predicted boxes go back to the source frame through that window's
+    ``FrameGeometry``.
+    """
+    prepared = [processor.prepare_frames(frames, window_indices, num_source_frames=num_source)
+                for _, window_indices, frames in batch]
+    output = engine(pixel_values=torch.stack([processor.finalize(p["frames"])["pixel_values"] for p in prepared]))
+    probabilities = output.logits.softmax(-1).numpy()
     results = []
     for b, item in enumerate(prepared):
         if output.face_boxes is None:
             results.append((probabilities[b], None, None))
             continue
-        boxes, landmarks = item["geometry"].labels_to_source(output.face_boxes[b].float().cpu().numpy(),
-                                                             output.face_landmarks[b].float().cpu().numpy())
+        boxes, landmarks = item["geometry"].labels_to_source(output.face_boxes[b].numpy(),
+                                                             output.face_landmarks[b].numpy())
         results.append((probabilities[b], boxes, landmarks))
     return results
+
+
+def _score_windows(path: str, spans, indices, engine: InferenceEngine, processor, num_source: int, batch_size: int,
+                   report_agreement: bool) -> dict:
+    """``{span: (frame indices, probabilities, source boxes, source landmarks, fp32 eager probabilities or None)}``
+    for every span, the video decoded once (:func:`_decoded_windows`)."""
+    reference = InferenceEngine(engine.reference, EngineOptions(dtype="fp32"), engine.device) \
+        if report_agreement else None
+    scored = {}
+    for batch in _decoded_windows(path, spans, indices, max(1, int(batch_size))):
+        outputs = _predict_batch(batch, engine, processor, num_source)
+        fp32 = _predict_batch(batch, reference, processor, num_source) if reference else [(None,)] * len(batch)
+        for (span, window_indices, _), output, (fp32_probabilities, *_) in zip(batch, outputs, fp32):
+            scored[span] = (window_indices, *output, fp32_probabilities)
+    return scored
 
 
 @torch.no_grad()
 def predict_video(path: str | Path, model, processor, window_seconds: float | None = DEFAULT_WINDOW_SECONDS,
                   stride_seconds: float = DEFAULT_STRIDE_SECONDS, batch_size: int = 4,
-                  views: MultiViewArguments | None = None) -> dict[str, Any]:
+                  views: MultiViewArguments | None = None, report_agreement: bool = False) -> dict[str, Any]:
     """Probabilities, boxes and landmarks for the whole clip and for each sliding window.
 
     Returns a JSON-ready dict: ``video``, ``num_frames``, ``fps``, ``duration``, ``width``, ``height``,
@@ -180,23 +231,20 @@ def predict_video(path: str | Path, model, processor, window_seconds: float | No
     num_source, fps = int(info["num_source_frames"]), float(info["fps"] or 0.0)
     if fps <= 0:
         warnings.warn(f"{path} does not state its frame rate; assuming 25 fps for the window times.", stacklevel=2)
-        fps = 25.0
+    fps = fps if fps > 0 else 25.0
     times = frame_times(dict(info, fps=fps))
     num_frames = int(getattr(processor, "num_frames", None) or model.config.num_frames)
-    mode = getattr(processor, "sampling_mode", "uniform")
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]  # a model or an engine
     windows = plan_windows(num_source, fps, window_seconds, stride_seconds, frame_times=times)
     spans = [(0, num_source)] + [w for w in windows if w != (0, num_source)]
-    results = {}
-    for first in range(0, len(spans), max(1, int(batch_size))):
-        batch = spans[first:first + max(1, int(batch_size))]
-        indices = window_frame_indices(batch, num_frames, mode)
-        outputs = _predict_spans(path, batch, indices, model, processor, num_source)
-        for span, window_indices, (probabilities, boxes, landmarks) in zip(batch, indices, outputs):
-            results[span] = _window_result(span, window_indices, probabilities, labels, times, boxes, landmarks)
+    engine = as_engine(model)
+    scored = _score_windows(path, spans, window_frame_indices(spans, num_frames, getattr(
+        processor, "sampling_mode", "uniform")), engine, processor, num_source, batch_size, report_agreement)
+    results = {span: _window_result(span, indices, probabilities, labels, times, boxes, landmarks)
+               for span, (indices, probabilities, boxes, landmarks, _) in scored.items()}
     window_results = [dict(results[w], index=i) for i, w in enumerate(windows)]
     views = views or MultiViewArguments()
-    clip = _multiview_clip(results[(0, num_source)], path, model, processor, views, labels, batch_size)
+    clip = _multiview_clip(results[(0, num_source)], path, engine, processor, views, labels, batch_size)
     mean = np.mean([[w["probabilities"][label] for label in labels] for w in window_results], axis=0)
     return {
         "video": path,
@@ -214,6 +262,9 @@ def predict_video(path: str | Path, model, processor, window_seconds: float | No
         "clip": clip,
         "windows": window_results,
         "mean_window_probabilities": {label: float(p) for label, p in zip(labels, mean)},
+        "engine": engine.description,
+        **({"agreement": agreement(np.stack([scored[span][4] for span in spans]),
+                                   np.stack([scored[span][1] for span in spans]))} if report_agreement else {}),
     }
 
 
