@@ -42,7 +42,9 @@ EXTRAS = {
         "datasets>=3.0",
     ],
 }
-EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + [
+# ONNX export (mtcae-export) and mtcae-predict --backend onnxruntime; torch's exporter needs onnxscript.
+EXTRAS["onnx"] = ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + EXTRAS["onnx"] + [
     "pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
     "import-linter>=2.1",  # the layers' contracts
     "torchcodec==0.17.*",  # the release built for torch 2.14; it needs FFmpeg's libraries (tests/test_torchcodec.py)
@@ -75,6 +77,7 @@ setup(
             "mtcae-pretrain=hub_scripts.pretrain:main",
             "mtcae-annotate=hub_scripts.annotate:main",
             "mtcae-predict=hub_scripts.predict:main",
+            "mtcae-export=hub_scripts.export:main",
             "mtcae-prepare=hub_scripts.prepare:main",
         ]
     },

@@ -22,7 +22,7 @@ from processing.workers import WorkersLost
 
 
 def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *, prog: str, description: str,
-                    positional: str | None = None, exit_on_error: bool = True) -> tuple:
+                    positional: str | tuple[str, ...] | None = None, exit_on_error: bool = True) -> tuple:
     """Parse ``argv`` (default ``sys.argv[1:]``) into one instance of each dataclass.
 
     Args:
@@ -30,7 +30,8 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
         argv: the arguments; a single ``*.json`` path reads them from that file.
         prog: the program name shown in ``--help`` (the console script).
         description: the ``--help`` text above the options.
-        positional: a field that may also be given as the first, unnamed argument (``mtcae-push-to-hub RUN``).
+        positional: a field that may also be given as the first, unnamed argument (``mtcae-push-to-hub RUN``), or
+            fields given so in order (``mtcae-export MODEL OUTPUT``); the last one takes every value up to a flag.
         exit_on_error: a check's ``ValueError`` becomes a usage error (exit status 2); ``False`` raises it, for a
             tool that reports it in its own words.
     """
@@ -40,8 +41,7 @@ def parse_arguments(dataclass_types: tuple, argv: Sequence[str] | None = None, *
     try:
         if len(argv) == 1 and argv[0].endswith(".json"):
             return tuple(parser.parse_json_file(os.path.abspath(argv[0])))
-        if positional and argv and not argv[0].startswith("-"):
-            argv = [f"--{positional}", *argv]
+        argv = _named(argv, (positional,) if isinstance(positional, str) else tuple(positional or ()))
         return tuple(parser.parse_args_into_dataclasses(args=argv))
     except ValueError as error:
         if not exit_on_error:
@@ -65,6 +65,17 @@ def reports_errors(prog: str):
                 raise SystemExit(1) from None
         return run
     return decorate
+
+
+def _named(argv: list[str], fields: tuple[str, ...]) -> list[str]:
+    """``argv`` with its leading unnamed values named: the first value ``--FIELD1``, the next ``--FIELD2``, ..."""
+    named = []
+    for i, name in enumerate(fields):
+        if not argv or argv[0].startswith("-"):
+            break
+        named += [f"--{name}", *(argv[:1] if i < len(fields) - 1 else [])]
+        argv = argv[1:] if i < len(fields) - 1 else argv
+    return named + argv
 
 
 def configure_logging() -> None:

@@ -124,3 +124,46 @@ def test_int8_with_bf16_is_refused_naming_the_flags(capsys):
     with pytest.raises(SystemExit):
         predict.parse_args(["clip.mp4", "--model", "m", "--quantize", "dynamic", "--dtype", "bf16"])
     assert "--quantize dynamic" in capsys.readouterr().err
+
+
+def test_the_onnx_export_matches_pytorch_and_predicts_through_onnxruntime(trained_output_dir, clips_dir, tmp_path,
+                                                                          capsys):
+    import onnxruntime
+
+    from hub_scripts import export
+
+    folder = tmp_path / "exported"
+    assert export.main([str(trained_output_dir), str(folder), "--format", "onnx"]) == 0
+    assert "checked with onnxruntime" in capsys.readouterr().out
+    report = json.loads((folder / "export_report.json").read_text())
+    assert report["outputs"] == ["logits", "face_boxes", "face_landmarks"] and report["tolerance"] == 1e-4
+    assert max(report["max_abs_difference"].values()) <= 1e-4
+    # Our own check, on a real clip's inputs and a batch size the export was not checked with.
+    model, processor = inference.load_model(str(trained_output_dir))
+    pixel_values = torch.cat([processor(str(clips_dir / name))["pixel_values"] for name in CLIPS])
+    session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"pixel_values": pixel_values.numpy()})
+    with torch.no_grad():
+        expected = model(pixel_values=pixel_values)
+    for value, name in zip(got, ("logits", "face_boxes", "face_landmarks")):
+        np.testing.assert_allclose(value, getattr(expected, name).numpy(), rtol=0, atol=1e-4)
+    out = tmp_path / "out"
+    video = str(clips_dir / "single_face.mp4")
+    assert predict.main([video, "--model", str(folder), "--backend", "onnxruntime", "--output_dir", str(out / "onnx"),
+                         "--window", "1", "--quiet"]) == 0
+    assert predict.main([video, "--model", str(trained_output_dir), "--dtype", "fp32", "--output_dir",
+                         str(out / "torch"), "--window", "1", "--quiet"]) == 0
+    onnx, eager = (json.loads((out / kind / "single_face.timeline.json").read_text()) for kind in ("onnx", "torch"))
+    assert onnx["engine"]["backend"] == "onnxruntime" and len(onnx["windows"]) == len(eager["windows"]) > 1
+    for a, b in zip([onnx["clip"], *onnx["windows"]], [eager["clip"], *eager["windows"]]):
+        assert a["label"] == b["label"]
+        np.testing.assert_allclose(list(a["probabilities"].values()), list(b["probabilities"].values()), atol=1e-5)
+        np.testing.assert_allclose(a["frames"][0]["box"], b["frames"][0]["box"], atol=1e-4)
+
+
+def test_an_export_folder_without_a_model_is_one_line(clips_dir, tmp_path, capsys):
+    video = str(clips_dir / "single_face.mp4")
+    assert predict.main([video, "--model", str(tmp_path), "--backend", "onnxruntime", "--output_dir",
+                         str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "mtcae-export" in err

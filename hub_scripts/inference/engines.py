@@ -34,6 +34,7 @@ from hub_scripts.cli import check_choice
 
 DTYPES = ("auto", "fp32", "bf16")
 QUANTIZATIONS = ("none", "dynamic")
+BACKENDS = ("pytorch", "onnxruntime")
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 NATIVE_BF16_VARIABLE = "MTCAE_NATIVE_BF16"
 
@@ -75,6 +76,8 @@ class EngineOptions:
         "help": "dynamic: int8 linear layers with dynamic activation scales (CPU only)"})
     compile: bool = field(default=False, metadata={
         "help": "torch.compile the model: pays off after tens of seconds of compiling, on long videos"})
+    backend: Literal[BACKENDS] = field(default="pytorch", metadata={
+        "help": "onnxruntime: run the ONNX export made by mtcae-export (--model is its folder)"})
     report_agreement: bool = field(default=False, metadata={
         "help": "also run fp32 eager on the same windows and report top-1 agreement and the largest probability "
                 "difference (in the timeline JSON, as 'agreement')"})
@@ -82,6 +85,11 @@ class EngineOptions:
     def __post_init__(self):
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("quantize", self.quantize, QUANTIZATIONS)
+        check_choice("backend", self.backend, BACKENDS)
+        if self.backend == "onnxruntime" and (self.dtype == "bf16" or self.quantize != "none" or self.compile
+                                              or self.report_agreement):
+            raise ValueError("--backend onnxruntime runs the export as it is (fp32, checked against PyTorch when it "
+                             "was made): drop --dtype bf16, --quantize, --compile and --report_agreement")
         if self.quantize == "dynamic" and self.dtype == "bf16":
             raise ValueError("--quantize dynamic computes in int8 and fp32: leave --dtype at auto or fp32")
 
@@ -132,9 +140,9 @@ class InferenceEngine:
                               for value in (output.logits, output.face_boxes, output.face_landmarks)))
 
 
-def as_engine(model) -> InferenceEngine:
-    """``model`` itself when it is an engine, else the model run in fp32 eager on its own device."""
-    return model if isinstance(model, InferenceEngine) else InferenceEngine(model, EngineOptions(dtype="fp32"))
+def as_engine(model):
+    """An engine as it is (this module's, or the ONNX one), a model run in fp32 eager on its own device."""
+    return InferenceEngine(model, EngineOptions(dtype="fp32")) if isinstance(model, torch.nn.Module) else model
 
 
 def agreement(reference: np.ndarray, probabilities: np.ndarray) -> dict:
@@ -145,5 +153,5 @@ def agreement(reference: np.ndarray, probabilities: np.ndarray) -> dict:
             "max_probability_difference": float(np.abs(reference - probabilities).max())}
 
 
-__all__ = ["DTYPES", "EngineOptions", "EngineOutput", "InferenceEngine", "NATIVE_BF16_VARIABLE", "QUANTIZATIONS",
-           "agreement", "as_engine", "cpu_has_native_bf16", "resolve_dtype"]
+__all__ = ["BACKENDS", "DTYPES", "EngineOptions", "EngineOutput", "InferenceEngine", "NATIVE_BF16_VARIABLE",
+           "QUANTIZATIONS", "agreement", "as_engine", "cpu_has_native_bf16", "resolve_dtype"]

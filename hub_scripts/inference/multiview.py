@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from hub_scripts.inference.engines import InferenceEngine
 from processing.decoding_mtcae import read_video
 from processing.face_geometry_mtcae import crop_geometry, mirror_face_labels
 from processing.face_labels_mtcae import FaceLabels
@@ -164,14 +163,14 @@ def build_views(processor, video: Any, temporal_views: int = 1, spatial_views: i
 
 @torch.no_grad()
 def view_probabilities(model, pixel_values: torch.Tensor, batch_size: int = 8) -> np.ndarray:
-    """Softmax of the logits of ``model`` (a model, or an :class:`~hub_scripts.inference.engines.InferenceEngine`) for
+    """Softmax of the logits of ``model`` (a model, or an engine of :mod:`hub_scripts.inference.engines`) for
     a stack of views, ``(num_views, num_labels)`` float32."""
     if getattr(model, "training", False):
         warnings.warn("multi-view scores of a model in training mode (dropout on); call model.eval() first",
                       stacklevel=2)
     scores = []
     for chunk in torch.split(pixel_values, max(1, int(batch_size))):
-        if isinstance(model, InferenceEngine):
+        if not isinstance(model, torch.nn.Module):  # an engine: it moves the inputs itself
             logits = model(pixel_values=chunk).logits
         else:
             parameter = next(model.parameters())

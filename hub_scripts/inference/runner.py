@@ -163,6 +163,23 @@ def _predict_one(video: Path, name: str, engine: InferenceEngine, processor, arg
         print(f"overlay: {args.overlay} ({overlay_frames} frames)")
 
 
+def _load_engine(args: PredictArguments, options: EngineOptions):
+    """``(engine, processor)``: the model run as ``options`` say, or the ONNX export with onnxruntime."""
+    if options.backend == "onnxruntime":
+        from hub_scripts.inference.export import load_onnx
+
+        try:
+            return load_onnx(args.model)
+        except Exception as error:  # no export there, onnxruntime missing, a damaged file
+            raise PredictError(f"cannot load the ONNX export {args.model!r}: {type(error).__name__}: "
+                               f"{str(error).splitlines()[0] if str(error) else ''}") from error
+    model, processor = load_model(args.model, args.device, args.revision)
+    try:
+        return InferenceEngine(model, options), processor
+    except ValueError as error:  # an option this device cannot run
+        raise PredictError(str(error)) from error
+
+
 def predict_files(args: PredictArguments, views: MultiViewArguments, options: EngineOptions | None = None) -> int:
     """Predict every video of ``args``, the model run as ``options`` say (:mod:`hub_scripts.inference.engines`);
     returns 0 when every video was predicted, 2 otherwise (each problem printed as one line; a bad video does not
@@ -181,11 +198,7 @@ def predict_files(args: PredictArguments, views: MultiViewArguments, options: En
             except VideoDecodeError as error:
                 failed[str(video)] = str(error)
         if videos:
-            model, processor = load_model(args.model, args.device, args.revision)
-            try:
-                model = InferenceEngine(model, options)
-            except ValueError as error:  # an option this device cannot run
-                raise PredictError(str(error)) from error
+            model, processor = _load_engine(args, options)
         for video in videos:
             try:
                 _predict_one(video, names[video], model, processor, args, views, options.report_agreement)
