@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hub_scripts.cli import parse_arguments, reports_errors
+from hub_scripts.inference.export import ExportError, export_onnx
+from hub_scripts.inference.windows import PredictError, load_model
 
 
 @dataclass
@@ -39,9 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     """0 when the export was written and checked; 2 when the model cannot be loaded or the check fails."""
     (args,) = parse_arguments((ExportArguments,), argv, prog="mtcae-export", description=__doc__,
                               positional=("model", "output"))
-    from hub_scripts.inference.export import ExportError, export_onnx
-    from hub_scripts.inference.windows import PredictError, load_model
-
     try:
         model, processor = load_model(args.model, "cpu", args.revision)
         report = export_onnx(model, processor, args.output, args.tolerance)

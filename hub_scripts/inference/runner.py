@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from hub_scripts.inference.engines import EngineOptions, InferenceEngine
+from hub_scripts.inference.export import load_onnx
 from hub_scripts.inference.multiview import MultiViewArguments
 from hub_scripts.inference.overlay import OVERLAY_CODECS, write_overlay
 from hub_scripts.inference.timeline import write_timeline
@@ -166,8 +167,6 @@ def _predict_one(video: Path, name: str, engine: InferenceEngine, processor, arg
 def _load_engine(args: PredictArguments, options: EngineOptions):
     """``(engine, processor)``: the model run as ``options`` say, or the ONNX export with onnxruntime."""
     if options.backend == "onnxruntime":
-        from hub_scripts.inference.export import load_onnx
-
         try:
             return load_onnx(args.model)
         except Exception as error:  # no export there, onnxruntime missing, a damaged file
