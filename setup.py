@@ -44,7 +44,9 @@ EXTRAS = {
 }
 # ONNX export (mtcae-export) and mtcae-predict --backend onnxruntime; torch's exporter needs onnxscript.
 EXTRAS["onnx"] = ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"]
-EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + EXTRAS["onnx"] + [
+# The demo app (mtcae-app, a Space's app.py) and the client its test calls it with.
+EXTRAS["app"] = ["gradio>=5", "gradio_client>=1", "matplotlib>=3.7", "opencv-python-headless>=4.8"]
+EXTRAS["test"] = sorted(set(EXTRAS["train"] + EXTRAS["label"] + EXTRAS["onnx"] + EXTRAS["app"] + [
     "pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6",
     "import-linter>=2.1",  # the layers' contracts
     "torchcodec==0.17.*",  # the release built for torch 2.14; it needs FFmpeg's libraries (tests/test_torchcodec.py)
@@ -78,6 +80,7 @@ setup(
             "mtcae-annotate=hub_scripts.annotate:main",
             "mtcae-predict=hub_scripts.predict:main",
             "mtcae-export=hub_scripts.export:main",
+            "mtcae-app=hub_scripts.app:main",
             "mtcae-prepare=hub_scripts.prepare:main",
         ]
     },
