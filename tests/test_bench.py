@@ -250,3 +250,19 @@ def test_bench_inference_tiny(capsys):
     assert fp32["top-1 agreement"] == 1.0 and fp32["max prob diff"] == 0.0  # fp32 eager against itself
     assert 0 <= int8["top-1 agreement"] <= 1 and 0 < int8["max prob diff"] < 0.1
     assert "| framing" in capsys.readouterr().out
+
+
+def test_the_device_check_runs_every_step_on_the_cpu_and_writes_its_tables(tmp_path):
+    import json
+
+    from hub_scripts.bench import device_check
+
+    report = device_check.main(["--smoke", "--output", str(tmp_path)])
+    assert list(report["steps"]) == ["cuda tests", "bench_gpu", "bench_inference"]
+    for name, step in report["steps"].items():
+        assert step["status"] == "ok", (name, step["result"])
+    if not torch.cuda.is_available():
+        assert "skipped" in report["steps"]["cuda tests"]["result"]["summary"]
+    assert json.loads((tmp_path / "device_check.json").read_text())["steps"].keys() == report["steps"].keys()
+    table = (tmp_path / "device_check.md").read_text()
+    assert "| step" in table and "## bench_inference" in table and "| framing" in table

@@ -56,18 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--paths", nargs="+", default=list(PATHS), choices=list(PATHS))
     parser.add_argument("--framings", nargs="+", default=list(FRAMINGS), choices=list(FRAMINGS))
     parser.add_argument("--batch_size", type=int, default=4, help="windows per forward pass on our path")
+    parser.add_argument("--device", default="cpu", help="where both models run (int8 stays on the CPU)")
     add_timing_arguments(parser, repeats=1, warmup=0, clock=False)
     return parser.parse_args(argv)
 
 
-def _pipeline_windows(path: Path, reference, spans: list[tuple[int, int]], num_frames: int):
+def _pipeline_windows(path: Path, reference, spans: list[tuple[int, int]], num_frames: int, device: str):
     """The reference: the video-classification pipeline on each window's frames (decoded per window)."""
     from transformers import pipeline
     from transformers.models.videomae.video_processing_videomae import VideoMAEVideoProcessor
 
     size = reference.config.image_size
     video_processor = VideoMAEVideoProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
-    classify = pipeline("video-classification", model=reference, video_processor=video_processor, device="cpu")
+    classify = pipeline("video-classification", model=reference, video_processor=video_processor, device=device)
     indices = window_frame_indices(spans, num_frames)
 
     def run() -> list:
@@ -88,7 +89,8 @@ def bench_framing(framing: str, clip: Path, args: argparse.Namespace, seconds: f
     height, width = model.config.image_size
     processor = MTCAEVideoProcessor(num_frames=model.config.num_frames, size={"height": height, "width": width},
                                     resize_mode=framing, face_detector="mtcnn" if framing == "face_align" else None)
-    engines = {name: InferenceEngine(model, PATHS[name]) for name in args.paths}
+    engines = {name: InferenceEngine(model, PATHS[name], "cpu" if name == "int8" else args.device)
+               for name in args.paths}
     results: dict[str, dict] = {}
 
     def ours(name: str):
@@ -98,7 +100,8 @@ def bench_framing(framing: str, clip: Path, args: argparse.Namespace, seconds: f
 
     first = predict_video(clip, engines[args.paths[0]], processor, 1.0, 1.0, args.batch_size)
     spans = [(w["start_frame"], w["end_frame"]) for w in first["windows"]]
-    candidates = {"pipeline": _pipeline_windows(clip, pair.reference.eval(), spans, model.config.num_frames)}
+    candidates = {"pipeline": _pipeline_windows(clip, pair.reference.eval(), spans, model.config.num_frames,
+                                                args.device)}
     candidates.update({name: ours(name) for name in args.paths})
     timings = time_interleaved(candidates, args.repeats, args.warmup)
     reference = _probabilities(results["fp32"]) if "fp32" in results else None

@@ -11,7 +11,8 @@ model's output (``logits``, ``face_boxes``, ``face_landmarks``) as float32 on th
   the environment variable ``MTCAE_NATIVE_BF16=1`` or ``0`` overrides the detection. On a CUDA device ``auto``
   is bf16 where the GPU supports it.
 - ``quantize="dynamic"``: the linear layers in int8 with dynamic activation scales
-  (``torch.ao.quantization.quantize_dynamic``; CPU only).
+  (``torch.ao.quantization.quantize_dynamic``, on a copy of the model; CPU only). torch marks ``torch.ao.quantization``
+  deprecated in favour of torchao; it still ships and works in torch 2.14, and its warning is silenced here.
 - ``compile=True``: ``torch.compile`` of the model; the first calls of each batch shape compile (tens of
   seconds on a CPU), so it pays off on long videos or a server, not on one short clip.
 
@@ -22,7 +23,9 @@ probability difference), as ``mtcae-predict --report_agreement`` and the inferen
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -120,9 +123,13 @@ class InferenceEngine:
         if self.quantize == "dynamic" and self.device.type != "cpu":
             raise ValueError("--quantize dynamic runs on the CPU only; use --device cpu")
         self.config, self.reference = model.config, model
-        model = model.to(self.device).eval()
-        if self.quantize == "dynamic":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        if self.quantize == "dynamic":  # a quantized copy on the CPU; the model itself stays as it is
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+                model = torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {torch.nn.Linear},
+                                                               dtype=torch.qint8, inplace=True)
+        else:
+            model = model.to(self.device).eval()
         self.model = torch.compile(model) if self.compiled else model
 
     @property
