@@ -167,3 +167,15 @@ def test_an_export_folder_without_a_model_is_one_line(clips_dir, tmp_path, capsy
                          str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "mtcae-export" in err
+
+
+def test_the_pipeline_runs_the_remote_code_in_bf16_when_asked(trained_output_dir, clips_dir):
+    from transformers import pipeline
+
+    video = str(clips_dir / "single_face.mp4")
+    fp32 = pipeline("video-classification", model=str(trained_output_dir), trust_remote_code=True)(video, top_k=7)
+    classify = pipeline("video-classification", model=str(trained_output_dir), trust_remote_code=True,
+                        dtype=torch.bfloat16)
+    assert classify.model.dtype == torch.bfloat16
+    bf16 = {item["label"]: item["score"] for item in classify(video, top_k=7)}
+    assert max(abs(bf16[item["label"]] - item["score"]) for item in fp32) < 0.02
