@@ -95,23 +95,28 @@ def test_faces_are_found_upright_in_a_rotated_phone_clip(clips_dir, tmp_path):
 # ---- 7: the main video stream -----------------------------------------------------------------------
 
 
-def test_the_longest_video_stream_is_decoded_and_reported(tmp_path, caplog):
-    path = tmp_path / "two_streams.mkv"
+def write_two_streams(path, frames: int = 20):
+    """A file whose second video stream is the longest (``frames`` marker frames, 64x32), after a first stream of 8
+    noise frames that is larger and of a higher bit rate: the one FFmpeg's "best stream" would pick."""
+    noise = np.random.default_rng(0).integers(0, 256, (8, 96, 96, 3), dtype=np.uint8)
     with av.open(str(path), "w") as container:
-        thumbnail = container.add_stream("libx264", rate=25)
-        thumbnail.width, thumbnail.height, thumbnail.pix_fmt = 32, 32, "yuv420p"
+        extra = container.add_stream("libx264", rate=25)
+        extra.width, extra.height, extra.pix_fmt = 96, 96, "yuv420p"
         main = container.add_stream("libx264", rate=25)
         main.width, main.height, main.pix_fmt = 64, 32, "yuv420p"
-        for i in range(30):
-            if i < 3:
-                for packet in thumbnail.encode(av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8),
-                                                                          format="rgb24")):
+        for i in range(frames):
+            pictures = [(extra, noise[i])] if i < len(noise) else []
+            for stream, picture in [*pictures, (main, _marker_frame(i))]:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
                     container.mux(packet)
-            for packet in main.encode(av.VideoFrame.from_ndarray(_marker_frame(i), format="rgb24")):
-                container.mux(packet)
-        for stream in (thumbnail, main):
+        for stream in (extra, main):
             for packet in stream.encode():
                 container.mux(packet)
+    return path
+
+
+def test_the_longest_video_stream_is_decoded_and_reported(tmp_path, caplog):
+    path = write_two_streams(tmp_path / "two_streams.mkv", frames=30)
     reference = _decode_as_stored(path, stream_index=1)
     with caplog.at_level(logging.INFO, logger="processing.decoding_mtcae"):
         frames, indices, info = read_video(path)

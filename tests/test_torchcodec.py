@@ -12,11 +12,10 @@ from __future__ import annotations
 import importlib
 import os
 
-import av
 import numpy as np
 import pytest
 import torch
-from test_hostile_inputs import _decode_as_stored, _marker_frame, _write
+from test_hostile_inputs import _decode_as_stored, _marker_frame, _write, write_two_streams
 
 from processing.decoding_mtcae import read_video
 from processing.video_processing_mtcae import MTCAEVideoProcessor
@@ -74,22 +73,7 @@ def test_a_rotated_phone_clip_is_shown_upright_as_pyav_shows_it(tmp_path, rotati
 
 
 def test_the_longest_of_several_video_streams_is_decoded(tmp_path):
-    path = tmp_path / "two_streams.mkv"
-    noise = np.random.default_rng(0).integers(0, 256, (8, 96, 96, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        # First, larger and of a higher bit rate: the stream FFmpeg's "best stream" picks, not the longest.
-        extra = container.add_stream("libx264", rate=25)
-        extra.width, extra.height, extra.pix_fmt = 96, 96, "yuv420p"
-        main = container.add_stream("libx264", rate=25)
-        main.width, main.height, main.pix_fmt = 64, 32, "yuv420p"
-        for i in range(20):
-            pictures = [(extra, noise[i])] if i < len(noise) else []
-            for stream, picture in [*pictures, (main, _marker_frame(i))]:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                    container.mux(packet)
-        for stream in (extra, main):
-            for packet in stream.encode():
-                container.mux(packet)
+    path = write_two_streams(tmp_path / "two_streams.mkv")
     codec, indices, info = read_video(path, backend="torchcodec", num_frames=8)
     assert info["stream_index"] == 1 and info["num_source_frames"] == 20
     np.testing.assert_array_equal(codec.numpy(), _decode_as_stored(path, stream_index=1)[indices])
