@@ -241,14 +241,15 @@ def test_bench_data_path_splits_steps_into_data_wait_and_compute(capsys):
 
 def test_bench_inference_tiny(capsys):
     rows = bench_inference.main(["--preset", "tiny", "--seconds", "2.2", "--size", "96", "64", "--paths", "fp32",
-                                 "int8", "--framings", "full_frame", "--threads", "1"])
-    assert [row["path"] for row in rows] == ["pipeline", "fp32", "int8"]
+                                 "int8", "onnxruntime", "--framings", "full_frame", "--threads", "1"])
+    assert [row["path"] for row in rows] == ["pipeline", "fp32", "int8", "onnxruntime"]
     for row in rows:
         for column in ("seconds", "windows/s", "real-time factor", "x pipeline"):
             assert _positive(row[column]), (row["path"], column)
     fp32, int8 = rows[1], rows[2]
     assert fp32["top-1 agreement"] == 1.0 and fp32["max prob diff"] == 0.0  # fp32 eager against itself
     assert 0 <= int8["top-1 agreement"] <= 1 and 0 < int8["max prob diff"] < 0.1
+    assert rows[3]["top-1 agreement"] == 1.0 and rows[3]["max prob diff"] < 1e-4  # the export, checked
     assert "| framing" in capsys.readouterr().out
 
 

@@ -2,7 +2,8 @@
 
 A textured H.264 clip (default 60 s, 640x360, 25 fps) is cut into windows of 16 frames every second (1-s windows,
 1-s stride). MTCAE-DFER (``--preset``, random weights) runs :func:`hub_scripts.inference.windows.predict_video` on it
-in each ``--paths`` entry (fp32 eager, bf16 autocast, dynamic int8, compiled: :mod:`hub_scripts.inference.engines`);
+in each ``--paths`` entry (fp32 eager, bf16 autocast, dynamic int8, compiled: :mod:`hub_scripts.inference.engines`;
+onnxruntime on the model's ONNX export, :mod:`hub_scripts.inference.export`);
 the reference is ``pipeline("video-classification")`` with ``VideoMAEForVideoClassification`` on the same encoder
 (random weights), called once per window on that window's 16 frames, decoded with PyAV as a pipeline user would.
 Every candidate runs in the same rounds (interleaved). One row per framing (``full_frame``; ``face_align`` with
@@ -36,13 +37,15 @@ from hub_scripts.bench.common import (
     time_interleaved,
 )
 from hub_scripts.inference.engines import EngineOptions, InferenceEngine, agreement
+from hub_scripts.inference.export import OnnxEngine, export_onnx
 from hub_scripts.inference.windows import predict_video
 from processing.decoding_mtcae import read_video
 from processing.sampling_mtcae import window_frame_indices
 from processing.video_processing_mtcae import MTCAEVideoProcessor
 
 PATHS = {"fp32": EngineOptions(dtype="fp32"), "bf16": EngineOptions(dtype="bf16"),
-         "int8": EngineOptions(quantize="dynamic"), "compiled": EngineOptions(dtype="fp32", compile=True)}
+         "int8": EngineOptions(quantize="dynamic"), "compiled": EngineOptions(dtype="fp32", compile=True),
+         "onnxruntime": EngineOptions(backend="onnxruntime")}
 FRAMINGS = ("full_frame", "face_align")
 COLUMNS = ("framing", "path", "seconds", "windows/s", "real-time factor", "x pipeline", "top-1 agreement",
            "max prob diff")
@@ -82,6 +85,14 @@ def _probabilities(result: dict) -> np.ndarray:
                      for w in [result["clip"], *result["windows"]]])
 
 
+def _engine(name: str, model, processor, device: str, folder: Path):
+    """The engine of one path; ``onnxruntime`` exports the model first (checked against PyTorch by the export)."""
+    if name == "onnxruntime":
+        export_onnx(model, processor, folder / "onnx")
+        return OnnxEngine(folder / "onnx")
+    return InferenceEngine(model, PATHS[name], "cpu" if name == "int8" else device)
+
+
 def bench_framing(framing: str, clip: Path, args: argparse.Namespace, seconds: float) -> list[dict[str, Any]]:
     """One row per path for one framing, the pipeline first."""
     pair = build_pair(args.preset, batch_size=1, num_labels=7, freeze_encoder=False)
@@ -89,8 +100,7 @@ def bench_framing(framing: str, clip: Path, args: argparse.Namespace, seconds: f
     height, width = model.config.image_size
     processor = MTCAEVideoProcessor(num_frames=model.config.num_frames, size={"height": height, "width": width},
                                     resize_mode=framing, face_detector="mtcnn" if framing == "face_align" else None)
-    engines = {name: InferenceEngine(model, PATHS[name], "cpu" if name == "int8" else args.device)
-               for name in args.paths}
+    engines = {name: _engine(name, model, processor, args.device, Path(clip).parent) for name in args.paths}
     results: dict[str, dict] = {}
 
     def ours(name: str):

@@ -12,6 +12,7 @@ VideoMAE or for remote-code models, so the input and output names and the dynami
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,7 +63,7 @@ def export_onnx(model, processor: MTCAEVideoProcessor, output_dir: str | Path,
     """
     import onnxruntime
 
-    model = model.to("cpu", torch.float32).eval()
+    model = copy.deepcopy(model).to("cpu", torch.float32).eval()  # the caller's model stays where it is
     wrapped, example = _Outputs(model).eval(), _random_inputs(model.config, 2, seed=0)
     with torch.no_grad():
         output = model(pixel_values=example)
