@@ -114,7 +114,8 @@ def test_predict_records_how_the_model_ran_and_its_agreement(trained_output_dir,
     assert predict.main([str(clips_dir / "single_face.mp4"), "--model", str(trained_output_dir), "--output_dir",
                          str(out), "--dtype", "bf16", "--report_agreement", "--window", "1"]) == 0
     result = json.loads((out / "single_face.timeline.json").read_text())
-    assert result["engine"] == {"device": "cpu", "dtype": "bf16", "quantize": "none", "compile": False}
+    assert result["engine"] == {"device": "cpu", "dtype": "bf16", "quantize": "none", "compile": False,
+                                "backend": "pytorch"}
     assert result["agreement"]["windows"] == len(result["windows"]) + 1
     printed = capsys.readouterr().out
     assert "model run on cpu in bf16" in printed and "agreement with fp32 eager over" in printed

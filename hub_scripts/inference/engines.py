@@ -134,8 +134,9 @@ class InferenceEngine:
 
     @property
     def description(self) -> dict:
-        """What runs, for the results: ``{"device", "dtype", "quantize", "compile"}``."""
-        return {"device": str(self.device), "dtype": self.dtype, "quantize": self.quantize, "compile": self.compiled}
+        """What runs, for the results: ``{"device", "dtype", "quantize", "compile", "backend"}``."""
+        return {"device": str(self.device), "dtype": self.dtype, "quantize": self.quantize, "compile": self.compiled,
+                "backend": "pytorch"}
 
     @torch.no_grad()
     def __call__(self, pixel_values: torch.Tensor) -> EngineOutput:

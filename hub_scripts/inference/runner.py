@@ -108,7 +108,8 @@ def _print_result(result: dict, args: PredictArguments) -> None:
           f"{result['duration']:.2f} s, {result['width']}x{result['height']}")
     engine = result["engine"]
     print(f"model run on {engine['device']} in {engine['dtype']}" + (" with int8 linear layers" if engine["quantize"]
-          == "dynamic" else "") + (", compiled" if engine["compile"] else ""))
+          == "dynamic" else "") + (", compiled" if engine["compile"] else "") + (" through onnxruntime" if
+          engine["backend"] == "onnxruntime" else ""))
     if "agreement" in result:
         print("agreement with fp32 eager over {windows} windows: top-1 {top1_agreement:.1%}, largest probability "
               "difference {max_probability_difference:.2e}".format(**result["agreement"]))
